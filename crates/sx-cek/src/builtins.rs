@@ -1,0 +1,531 @@
+//! Primitives that need the machine (their callbacks run through it, or they
+//! inspect the continuation), and record support.
+
+use crate::code::Code;
+use crate::frames::{Frame, HoOp};
+use crate::machine::{Ctl, Machine, Protocol};
+use hashbrown::HashMap;
+use std::rc::Rc;
+use sx_core::error::{type_error, Error, Result};
+use sx_core::heap::{ExternObj, Obj, Tracer};
+use sx_core::prims::PrimDef;
+use sx_core::{Rt, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MOp {
+    Apply,
+    Ho(HoOp),
+    CallCC,
+    DynamicWind,
+    TryCall,
+    Eval,
+    RaiseContinuable,
+    Raise,
+    WithExceptionHandler,
+    Context,
+    Emit,
+    Emitted,
+    ProtocolDefine,
+    ProtocolImplement,
+    ProtocolMethod,
+    Satisfies,
+    RegisterReaderMacro,
+    IsContinuation,
+    IsCallable,
+}
+
+const V: Option<usize> = None;
+
+pub(crate) fn machine_primitives() -> Vec<(&'static str, usize, Option<usize>, MOp)> {
+    use MOp::*;
+    vec![
+        ("apply", 1, V, Apply),
+        ("map", 2, V, Ho(HoOp::Map)),
+        ("map-indexed", 2, Some(2), Ho(HoOp::MapIndexed)),
+        ("filter", 2, Some(2), Ho(HoOp::Filter)),
+        ("reduce", 2, Some(3), Ho(HoOp::Reduce)),
+        ("some", 2, Some(2), Ho(HoOp::Some)),
+        ("every?", 2, Some(2), Ho(HoOp::Every)),
+        ("for-each", 2, V, Ho(HoOp::ForEach)),
+        ("call/cc", 1, Some(1), CallCC),
+        ("call-with-current-continuation", 1, Some(1), CallCC),
+        ("dynamic-wind", 3, Some(3), DynamicWind),
+        ("try-call", 1, Some(1), TryCall),
+        ("eval", 1, Some(2), Eval),
+        ("raise-continuable", 1, Some(1), RaiseContinuable),
+        ("%reraise", 1, Some(1), Raise),
+        ("with-exception-handler", 2, Some(2), WithExceptionHandler),
+        ("context", 1, Some(2), Context),
+        ("emit!", 2, Some(2), Emit),
+        ("emitted", 1, Some(1), Emitted),
+        ("%protocol-define", 2, Some(2), ProtocolDefine),
+        ("%protocol-implement!", 4, Some(4), ProtocolImplement),
+        ("%protocol-method", 3, Some(3), ProtocolMethod),
+        ("satisfies?", 2, Some(2), Satisfies),
+        ("register-reader-macro!", 2, Some(2), RegisterReaderMacro),
+        ("continuation?", 1, Some(1), IsContinuation),
+        ("callable?", 1, Some(1), IsCallable),
+        ("procedure?", 1, Some(1), IsCallable),
+    ]
+}
+
+// ---- records ----
+
+pub struct RecordType {
+    pub name: Rc<str>,
+    pub fields: Vec<Rc<str>>,
+    pub ctor: Rc<str>,
+}
+
+impl ExternObj for RecordType {
+    fn trace(&self, _t: &mut Tracer) {}
+    fn type_name(&self) -> &str {
+        "record-type"
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
+        Some((format!("<record-type {}>", self.name), vec![]))
+    }
+}
+
+pub struct Record {
+    pub rtd: Value,
+    pub type_name: Rc<str>,
+    pub ctor: Rc<str>,
+    pub fields: Vec<Value>,
+}
+
+impl ExternObj for Record {
+    fn trace(&self, t: &mut Tracer) {
+        t.mark(self.rtd);
+        t.mark_all(&self.fields);
+    }
+    fn type_name(&self) -> &str {
+        &self.type_name
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
+        Some((self.ctor.to_string(), self.fields.clone()))
+    }
+}
+
+/// The constructor name and field values of a record value.
+pub fn record_parts(rt: &Rt, v: Value) -> Option<(Rc<str>, Vec<Value>)> {
+    match rt.heap.get(v) {
+        Some(Obj::Extern(e)) => e.as_any().downcast_ref::<Record>().map(|r| (r.ctor.clone(), r.fields.clone())),
+        _ => None,
+    }
+}
+
+fn rtd_of(rt: &Rt, v: Value) -> Option<&RecordType> {
+    match rt.heap.get(v) {
+        Some(Obj::Extern(e)) => e.as_any().downcast_ref::<RecordType>(),
+        _ => None,
+    }
+}
+
+fn record_of<'a>(rt: &'a Rt, rtd: Value, v: Value) -> Option<&'a Record> {
+    match rt.heap.get(v) {
+        Some(Obj::Extern(e)) => e.as_any().downcast_ref::<Record>().filter(|r| r.rtd == rtd),
+        _ => None,
+    }
+}
+
+pub(crate) fn native_extras() -> Vec<PrimDef> {
+    vec![
+        PrimDef { name: "%record-type", min: 3, max: Some(3), pure: false, f: p_record_type },
+        PrimDef { name: "%record-new", min: 1, max: None, pure: false, f: p_record_new },
+        PrimDef { name: "%record-is?", min: 2, max: Some(2), pure: true, f: |rt, a| Ok(Value::bool(record_of(rt, a[0], a[1]).is_some())) },
+        PrimDef { name: "%record-get", min: 3, max: Some(3), pure: true, f: p_record_get },
+        PrimDef { name: "%record-set!", min: 4, max: Some(4), pure: false, f: p_record_set },
+        PrimDef { name: "record?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(record_parts(rt, a[0]).is_some())) },
+        PrimDef { name: "lambda?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Lambda(_))))) },
+        PrimDef { name: "macro?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Macro(_))))) },
+        PrimDef { name: "%always-true", min: 0, max: None, pure: true, f: |_rt, _a| Ok(Value::TRUE) },
+        PrimDef { name: "primitive?", min: 1, max: Some(1), pure: true, f: |_rt, a| Ok(Value::bool(a[0].as_prim().is_some())) },
+    ]
+}
+
+fn p_record_type(rt: &mut Rt, a: &[Value]) -> Result<Value> {
+    let name = rt.expect_str("%record-type", a[0])?;
+    let fields = rt.expect_list("%record-type", a[1])?.into_iter().map(|f| rt.dict_key(f)).collect();
+    let ctor = rt.expect_str("%record-type", a[2])?;
+    Ok(rt.heap.alloc(Obj::Extern(Box::new(RecordType { name, fields, ctor }))))
+}
+
+fn p_record_new(rt: &mut Rt, a: &[Value]) -> Result<Value> {
+    let (type_name, ctor) = match rtd_of(rt, a[0]) {
+        Some(t) => (t.name.clone(), t.ctor.clone()),
+        None => return Err(type_error("%record-new", "record-type", rt.type_name(a[0]))),
+    };
+    let rec = Record { rtd: a[0], type_name, ctor, fields: a[1..].to_vec() };
+    Ok(rt.heap.alloc(Obj::Extern(Box::new(rec))))
+}
+
+fn p_record_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
+    let i = rt.expect_int("%record-get", a[2])? as usize;
+    match record_of(rt, a[0], a[1]) {
+        Some(r) => Ok(r.fields.get(i).copied().unwrap_or(Value::NIL)),
+        None => {
+            let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
+            Err(Error::Msg(format!("{want} accessor: expected {want}, got {}", rt.type_name(a[1]))))
+        }
+    }
+}
+
+fn p_record_set(rt: &mut Rt, a: &[Value]) -> Result<Value> {
+    let i = rt.expect_int("%record-set!", a[2])? as usize;
+    if record_of(rt, a[0], a[1]).is_none() {
+        let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
+        return Err(Error::Msg(format!("{want} modifier: expected {want}, got {}", rt.type_name(a[1]))));
+    }
+    if let Some(Obj::Extern(e)) = rt.heap.get_mut(a[1]) {
+        if let Some(r) = e.as_any_mut().downcast_mut::<Record>() {
+            if let Some(slot) = r.fields.get_mut(i) {
+                *slot = a[3];
+            }
+        }
+    }
+    Ok(a[3])
+}
+
+// ---- machine operations ----
+
+impl Machine {
+    pub(crate) fn machine_op(&mut self, op: MOp, args: Vec<Value>, code: &mut Rc<Code>, env: &mut Value) -> Result<Ctl> {
+        let _ = (&code, &env);
+        match op {
+            MOp::Apply => {
+                let (f, rest) = (args[0], &args[1..]);
+                let base = self.vals.len();
+                self.vals.push(f);
+                if let Some((last, init)) = rest.split_last() {
+                    self.vals.extend_from_slice(init);
+                    let items = self.rt.expect_list("apply", *last)?;
+                    self.vals.extend(items);
+                }
+                Ok(Ctl::Apply(base))
+            }
+            MOp::Ho(ho) => self.start_ho(ho, &args),
+            MOp::CallCC => {
+                let k = self.capture(false)?;
+                let base = self.vals.len();
+                self.vals.push(args[0]);
+                self.vals.push(k);
+                Ok(Ctl::Apply(base))
+            }
+            MOp::DynamicWind => {
+                let (before, thunk, after) = (args[0], args[1], args[2]);
+                self.analysis_roots.extend([before, thunk, after]);
+                let r = self.call_value(before, &[]);
+                let n = self.analysis_roots.len();
+                self.analysis_roots.truncate(n - 3);
+                r?;
+                self.wind_counter += 1;
+                self.push_frame(Frame::Wind { id: self.wind_counter, before, after });
+                let base = self.vals.len();
+                self.vals.push(thunk);
+                Ok(Ctl::Apply(base))
+            }
+            MOp::TryCall => {
+                self.push_frame(Frame::TryCall);
+                let base = self.vals.len();
+                self.vals.push(args[0]);
+                Ok(Ctl::Apply(base))
+            }
+            MOp::Eval => {
+                let spans = crate::analyze::SpanMap::new();
+                let file: Rc<str> = Rc::from("eval");
+                let unit = self.analyze_toplevel(args[0], file, &spans)?;
+                *env = Value::NIL;
+                let root = unit.root;
+                *code = unit;
+                Ok(Ctl::Eval(root))
+            }
+            MOp::RaiseContinuable => Ok(Ctl::Raise(args[0], true)),
+            MOp::Raise => Ok(Ctl::Raise(args[0], false)),
+            MOp::WithExceptionHandler => {
+                let always = self.rt.symbol("%always");
+                let _ = always;
+                let t = self.lookup_global("%always-true").unwrap_or(Value::NIL);
+                let preds = self.rt.list(vec![t]);
+                let handlers = self.rt.list(vec![args[0]]);
+                self.push_frame(Frame::Handlers { preds, handlers });
+                let base = self.vals.len();
+                self.vals.push(args[1]);
+                Ok(Ctl::Apply(base))
+            }
+            MOp::Context => {
+                let name = args[0];
+                match self.find_scope(name) {
+                    Some(i) => match &self.entries[i].frame {
+                        Frame::Scope { value, .. } => Ok(Ctl::Ret(*value)),
+                        _ => Ok(Ctl::Ret(Value::NIL)),
+                    },
+                    None => Ok(Ctl::Ret(args.get(1).copied().unwrap_or(Value::NIL))),
+                }
+            }
+            MOp::Emit => {
+                let name = args[0];
+                match self.find_scope(name) {
+                    Some(i) => {
+                        let list = match &self.entries[i].frame {
+                            Frame::Scope { emitted, .. } => *emitted,
+                            _ => Value::NIL,
+                        };
+                        let f = self.lookup_global("append!").unwrap_or(Value::NIL);
+                        let _ = f;
+                        if let Some(Obj::List(l)) = self.rt.heap.get_mut(list) {
+                            let mut v: Vec<Value> = Vec::with_capacity(l.len as usize + 1);
+                            v.push(args[1]);
+                            v.extend_from_slice(&l.buf.borrow()[..l.len as usize]);
+                            l.len += 1;
+                            l.buf = Rc::new(std::cell::RefCell::new(v));
+                        }
+                        Ok(Ctl::Ret(Value::NIL))
+                    }
+                    None => Err(Error::Msg(format!("emit!: no scope named {}", sx_core::print::display(&self.rt, name)))),
+                }
+            }
+            MOp::Emitted => {
+                let name = args[0];
+                let list = match self.find_scope(name) {
+                    Some(i) => match &self.entries[i].frame {
+                        Frame::Scope { emitted, .. } => self.rt.list_items(*emitted).unwrap_or_default(),
+                        _ => vec![],
+                    },
+                    None => vec![],
+                };
+                Ok(Ctl::Ret(self.rt.list(list)))
+            }
+            MOp::ProtocolDefine => {
+                let name = self.rt.dict_key(args[0]);
+                let methods = self.rt.expect_list("define-protocol", args[1])?.into_iter().map(|m| self.rt.dict_key(m)).collect();
+                self.protocols.insert(name, Protocol { methods, impls: HashMap::new() });
+                Ok(Ctl::Ret(Value::NIL))
+            }
+            MOp::ProtocolImplement => {
+                let pname = self.rt.dict_key(args[0]);
+                let tname = self.rt.dict_key(args[1]);
+                let mname = self.rt.dict_key(args[2]);
+                let Some(p) = self.protocols.get_mut(&pname) else {
+                    return Err(Error::Msg(format!("implement: unknown protocol {pname}")));
+                };
+                if !p.methods.iter().any(|m| *m == mname) {
+                    return Err(Error::Msg(format!("implement: {mname} is not a method of {pname}")));
+                }
+                p.impls.entry(tname).or_default().insert(mname, args[3]);
+                Ok(Ctl::Ret(Value::NIL))
+            }
+            MOp::ProtocolMethod => {
+                let pname = self.rt.dict_key(args[0]);
+                let mname = self.rt.dict_key(args[1]);
+                let tname = self.rt.type_of(args[2]);
+                let f = self.protocols.get(&pname).and_then(|p| p.impls.get(tname.as_str())).and_then(|i| i.get(&mname)).copied();
+                match f {
+                    Some(f) => Ok(Ctl::Ret(f)),
+                    None => Err(Error::Msg(format!("{mname}: no implementation of {pname} for {tname}"))),
+                }
+            }
+            MOp::Satisfies => {
+                let pname = self.rt.dict_key(args[0]);
+                let tname = self.rt.type_of(args[1]);
+                let ok = self.protocols.get(&pname).is_some_and(|p| p.impls.contains_key(tname.as_str()));
+                Ok(Ctl::Ret(Value::bool(ok)))
+            }
+            MOp::RegisterReaderMacro => {
+                let name = self.rt.dict_key(args[0]);
+                self.register_reader_macro(&name, args[1]);
+                Ok(Ctl::Ret(Value::NIL))
+            }
+            MOp::IsContinuation => {
+                let is = matches!(self.rt.heap.get(args[0]), Some(Obj::Extern(e)) if e.as_any().is::<crate::frames::ContinuationObj>());
+                Ok(Ctl::Ret(Value::bool(is)))
+            }
+            MOp::IsCallable => {
+                let v = args[0];
+                let is = v.as_prim().is_some()
+                    || matches!(self.rt.heap.get(v), Some(Obj::Lambda(_)))
+                    || matches!(self.rt.heap.get(v), Some(Obj::Extern(e)) if e.as_any().is::<crate::frames::ContinuationObj>());
+                Ok(Ctl::Ret(Value::bool(is)))
+            }
+        }
+    }
+
+    fn find_scope(&self, name: Value) -> Option<usize> {
+        (0..self.entries.len()).rev().find(|&i| match &self.entries[i].frame {
+            Frame::Scope { name: n, .. } => sx_core::prims::values_equal(&self.rt, *n, name),
+            _ => false,
+        })
+    }
+
+    fn start_ho(&mut self, op: HoOp, args: &[Value]) -> Result<Ctl> {
+        let name = match op {
+            HoOp::Map => "map",
+            HoOp::MapIndexed => "map-indexed",
+            HoOp::Filter => "filter",
+            HoOp::Reduce => "reduce",
+            HoOp::Some => "some",
+            HoOp::Every => "every?",
+            HoOp::ForEach => "for-each",
+        };
+        let f = args[0];
+        let (lists, acc): (Vec<Value>, Value) = match op {
+            HoOp::Reduce => {
+                if args.len() == 3 {
+                    (vec![self.as_seq(name, args[2])?], args[1])
+                } else {
+                    let items = self.rt.expect_list(name, args[1]).or_else(|_| self.seq_items(name, args[1]))?;
+                    if items.is_empty() {
+                        return Ok(Ctl::Ret(Value::NIL));
+                    }
+                    let first = items[0];
+                    let rest = self.rt.list(items[1..].to_vec());
+                    (vec![rest], first)
+                }
+            }
+            _ => {
+                let mut ls = Vec::new();
+                for l in &args[1..] {
+                    ls.push(self.as_seq(name, *l)?);
+                }
+                let acc = self.rt.list(vec![]);
+                (ls, acc)
+            }
+        };
+        let n = lists.iter().map(|l| self.rt.as_list(*l).map_or(0, |x| x.len)).min().unwrap_or(0);
+        let multi = lists.len() > 1;
+        let lists_v = if multi { self.rt.list(lists) } else { lists[0] };
+        if n == 0 {
+            return self.finish_ho(op, acc);
+        }
+        self.ho_call(op, f, lists_v, multi, 0, n, acc)
+    }
+
+    /// Lists as they are; strings as lists of characters; dicts as (key value) pairs; nil as ().
+    fn as_seq(&mut self, name: &str, v: Value) -> Result<Value> {
+        if self.rt.as_list(v).is_some() {
+            return Ok(v);
+        }
+        let items = self.seq_items(name, v)?;
+        Ok(self.rt.list(items))
+    }
+
+    fn seq_items(&mut self, name: &str, v: Value) -> Result<Vec<Value>> {
+        if v.is_nil() {
+            return Ok(vec![]);
+        }
+        if let Some(s) = self.rt.as_str(v) {
+            let chars: Vec<String> = s.s.chars().map(|c| c.to_string()).collect();
+            return Ok(chars.into_iter().map(|c| self.rt.string(c)).collect());
+        }
+        if let Some(d) = self.rt.as_dict(v) {
+            let pairs: Vec<(Rc<str>, Value)> = d.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            return Ok(pairs
+                .into_iter()
+                .map(|(k, x)| {
+                    let kv = self.rt.str_rc(k);
+                    self.rt.list(vec![kv, x])
+                })
+                .collect());
+        }
+        Err(type_error(name, "list", self.rt.type_name(v)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ho_call(&mut self, op: HoOp, f: Value, lists: Value, multi: bool, i: u32, n: u32, acc: Value) -> Result<Ctl> {
+        self.push_frame(Frame::Ho { op, f, lists, i, n, acc, multi });
+        let base = self.vals.len();
+        self.vals.push(f);
+        if op == HoOp::MapIndexed {
+            let iv = self.rt.int(i as i64);
+            self.vals.push(iv);
+        }
+        if op == HoOp::Reduce {
+            self.vals.push(acc);
+        }
+        if multi {
+            let ls = self.rt.list_items(lists).unwrap_or_default();
+            for l in ls {
+                let x = self.ho_elem(l, i);
+                self.vals.push(x);
+            }
+        } else {
+            let x = self.ho_elem(lists, i);
+            self.vals.push(x);
+        }
+        Ok(Ctl::Apply(base))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn ho_step(&mut self, op: HoOp, f: Value, lists: Value, i: u32, n: u32, acc: Value, multi: bool, v: Value) -> Ctl {
+        let r = (|| -> Result<Ctl> {
+            let acc = match op {
+                HoOp::Map | HoOp::MapIndexed => self.rt.cons(v, acc)?,
+                HoOp::Filter => {
+                    if v.truthy() {
+                        let elem = self.ho_elem(lists, i);
+                        self.rt.cons(elem, acc)?
+                    } else {
+                        acc
+                    }
+                }
+                HoOp::Reduce => v,
+                HoOp::Some => {
+                    if v.truthy() {
+                        return Ok(Ctl::Ret(v));
+                    }
+                    acc
+                }
+                HoOp::Every => {
+                    if !v.truthy() {
+                        return Ok(Ctl::Ret(Value::FALSE));
+                    }
+                    acc
+                }
+                HoOp::ForEach => acc,
+            };
+            let next = i + 1;
+            if next >= n {
+                return self.finish_ho(op, acc);
+            }
+            self.ho_call(op, f, lists, multi, next, n, acc)
+        })();
+        match r {
+            Ok(c) => c,
+            Err(e) => {
+                let ev = self.rt.error_value(&e);
+                Ctl::Raise(ev, false)
+            }
+        }
+    }
+
+    fn ho_elem(&self, list: Value, i: u32) -> Value {
+        self.rt.as_list(list).and_then(|x| x.get(i as usize)).unwrap_or(Value::NIL)
+    }
+
+    fn finish_ho(&mut self, op: HoOp, acc: Value) -> Result<Ctl> {
+        Ok(Ctl::Ret(match op {
+            HoOp::Map | HoOp::MapIndexed | HoOp::Filter => {
+                let mut items = self.rt.list_items(acc).unwrap_or_default();
+                items.reverse();
+                self.rt.list(items)
+            }
+            HoOp::Reduce => acc,
+            HoOp::Some => Value::NIL,
+            HoOp::Every => Value::TRUE,
+            HoOp::ForEach => Value::NIL,
+        }))
+    }
+}
+

@@ -1,0 +1,127 @@
+//! Analysed code: a flat arena of [`Node`]s per unit (one lambda body or one
+//! top-level form), with lexical variables resolved to (depth, slot).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use sx_core::heap::{CodeObj, RootHandle};
+use sx_core::Value;
+use sx_syntax::Span;
+
+pub type NodeId = u32;
+
+/// One analysed unit.
+pub struct Code {
+    pub nodes: Vec<Node>,
+    pub spans: Vec<Span>,
+    pub root: NodeId,
+    /// Present when this unit is a lambda body.
+    pub params: Option<Params>,
+    pub name: Option<Rc<str>>,
+    pub file: Rc<str>,
+    /// Keeps the constants embedded in `nodes` alive.
+    pub consts: Option<RootHandle>,
+    /// Unique id (for caches keyed by code).
+    pub id: u64,
+    /// Calls so far (the tiering counter).
+    pub calls: Cell<u32>,
+    /// Runtime macro expansions of call sites whose head became a macro
+    /// after analysis.
+    pub expansions: RefCell<hashbrown::HashMap<NodeId, Rc<Code>>>,
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<code {} #{}>", self.name.as_deref().unwrap_or("anonymous"), self.id)
+    }
+}
+
+impl CodeObj for Code {
+    fn name(&self) -> Option<Rc<str>> {
+        self.name.clone()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_rc(self: Rc<Self>) -> Rc<dyn std::any::Any> {
+        self
+    }
+}
+
+/// The parameter shape of a lambda.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Positional parameters (slots 0..n).
+    pub required: u16,
+    /// `&rest r`: slot `required`.
+    pub rest: bool,
+    /// `&key a b`: slots after the rest slot.
+    pub keys: Vec<Rc<str>>,
+    /// Slots in the frame (params plus internal defines).
+    pub frame_size: u16,
+}
+
+/// A pattern of `match`.
+#[derive(Clone, Debug)]
+pub enum Pat {
+    Wild,
+    Bind(u16),
+    Lit(Value),
+    List { items: Vec<Pat>, rest: Option<Box<Pat>> },
+    Dict(Vec<(Rc<str>, Pat)>),
+    /// A constructor pattern: `(Name p ...)` matching a record or ADT value.
+    Ctor { name: Rc<str>, fields: Vec<Pat> },
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Const(Value),
+    Local { depth: u16, slot: u16 },
+    Global { sym: u32 },
+    SetLocal { depth: u16, slot: u16, value: NodeId, define: bool },
+    SetGlobal { sym: u32, value: NodeId, define: bool },
+    If { test: NodeId, then: NodeId, els: NodeId },
+    Seq(Box<[NodeId]>),
+    And(Box<[NodeId]>),
+    Or(Box<[NodeId]>),
+    Lambda(Rc<Code>),
+    Macro(Rc<Code>),
+    /// A call. `prim` is set when the head is a global that named a
+    /// primitive at analysis time: if it still does at run time and
+    /// `direct` holds, the primitive is applied without a frame.
+    Call {
+        head: NodeId,
+        args: Box<[NodeId]>,
+        prim: Option<(u32, u32)>,
+        /// All arguments are simple: the call can run without frames.
+        direct: bool,
+        /// `direct` and the primitive is pure: usable inside other simple nodes.
+        pure: bool,
+        /// The source form, for expanding a macro defined after analysis.
+        form: Value,
+        scope: Option<Rc<crate::analyze::Scope>>,
+    },
+    /// A new frame of `size` slots; `inits` evaluated in the outer
+    /// environment (`rec`: in the new one) into slots 0..n.
+    Let { inits: Box<[NodeId]>, body: NodeId, size: u16, rec: bool },
+    /// `{k v ...}` literal.
+    Dict { keys: Box<[Rc<str>]>, vals: Box<[NodeId]> },
+    /// Quasiquote template: each part is an element or a spliced list.
+    QList(Box<[(NodeId, bool)]>),
+    /// `(case key (datums body) ... (else body))`.
+    Case { key: NodeId, clauses: Box<[(Vec<Value>, NodeId)]>, els: Option<NodeId> },
+    /// `match`: each clause binds pattern variables in a new frame.
+    Match { subject: NodeId, clauses: Box<[(Pat, Option<NodeId>, NodeId, u16)]> },
+    Reset(NodeId),
+    /// `(shift k body)`: body runs in a new one-slot frame holding k.
+    Shift { body: NodeId },
+    /// `(guard (e clause...) body...)`: `handler` runs in a new one-slot
+    /// frame holding the raised value and returns `reraise` sentinel when
+    /// no clause matched.
+    Guard { body: NodeId, handler: NodeId },
+    /// `(handler-bind ((pred handler) ...) body...)`.
+    HandlerBind { clauses: Box<[(NodeId, NodeId)]>, body: NodeId },
+    /// `(scope name [:value v] body...)` and `provide`.
+    Scope { name: NodeId, value: Option<NodeId>, body: NodeId },
+    /// A fragment analysed later (runtime macro expansion) runs here.
+    ReRaise,
+}

@@ -1,0 +1,1349 @@
+//! The CEK machine. Control is a node of analysed code or a value being
+//! returned; the environment is a heap `Env` chain; the continuation is the
+//! frame stack (`entries`) plus the value stack (`vals`) holding evaluated
+//! call arguments. Both live on the Rust heap, so recursion depth is bounded
+//! only by memory and the configurable `max_depth`.
+
+use crate::analyze::{special_form_table, Analyzer, Sf, SpanMap};
+use crate::builtins::{machine_primitives, MOp};
+use crate::code::{Code, Node, NodeId, Pat};
+use crate::frames::{ContinuationObj, Entry, Frame};
+use hashbrown::HashMap;
+use std::rc::Rc;
+use sx_core::error::{arity_error, Error, Result};
+use sx_core::heap::{DictMap, EnvObj, Obj, Roots, Tracer};
+use sx_core::prims::{native_primitives, PrimFn};
+use sx_core::{Rt, Value};
+use sx_syntax::Span;
+
+pub enum PrimKind {
+    Native(PrimFn),
+    Machine(MOp),
+}
+
+pub struct Prim {
+    pub name: &'static str,
+    pub min: usize,
+    pub max: Option<usize>,
+    pub pure: bool,
+    pub kind: PrimKind,
+}
+
+/// An error that reached the top of a run, with where it was raised.
+#[derive(Debug, Clone)]
+pub struct EvalError {
+    pub message: String,
+    pub value: Value,
+    pub file: Option<Rc<str>>,
+    pub span: Option<Span>,
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, &self.span) {
+            (Some(file), Some(sp)) if sp.line > 0 => write!(f, "{}:{}:{}: {}", file, sp.line, sp.col, self.message),
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+pub(crate) enum Ctl {
+    Eval(NodeId),
+    Ret(Value),
+    /// Apply `vals[base]` to `vals[base+1..]`.
+    Apply(usize),
+    Raise(Value, bool),
+    /// Switch to `code`/`env` and evaluate `node`.
+    Resume { code: Rc<Code>, env: Value, node: NodeId },
+}
+
+/// Outcome of evaluating a simple node directly.
+enum Simple {
+    Err(Error),
+    /// A primitive guard failed: evaluate through the general path.
+    Fallback,
+}
+
+impl From<Error> for Simple {
+    fn from(e: Error) -> Self {
+        Simple::Err(e)
+    }
+}
+
+pub struct Protocol {
+    pub methods: Vec<Rc<str>>,
+    pub impls: HashMap<Rc<str>, HashMap<Rc<str>, Value>>,
+}
+
+pub struct Machine {
+    pub rt: Rt,
+    pub(crate) globals: Vec<Value>,
+    pub(crate) prims: Vec<Prim>,
+    pub(crate) special_forms: HashMap<u32, Sf>,
+    /// Values Rust code holds across a possible collection.
+    pub(crate) analysis_roots: Vec<Value>,
+    pub(crate) next_code_id: u64,
+    pub(crate) list_prim_sym: u32,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) vals: Vec<Value>,
+    /// Frames beyond this raise `Maximum recursion depth exceeded`.
+    pub max_depth: usize,
+    pub(crate) reader_macros: HashMap<String, Value>,
+    pub(crate) wind_counter: u64,
+    pub(crate) protocols: HashMap<Rc<str>, Protocol>,
+    /// Where the last error was raised.
+    pub(crate) err_span: Span,
+    pub(crate) err_file: Option<Rc<str>>,
+    /// Number of nested runs (macro expansion, wind thunks).
+    pub(crate) run_depth: usize,
+}
+
+struct MachineRoots<'a> {
+    globals: &'a [Value],
+    entries: &'a [Entry],
+    vals: &'a [Value],
+    extra: &'a [Value],
+    reader_macros: &'a HashMap<String, Value>,
+    protocols: &'a HashMap<Rc<str>, Protocol>,
+    regs: &'a [Value],
+}
+
+impl Roots for MachineRoots<'_> {
+    fn trace_roots(&self, t: &mut Tracer) {
+        t.mark_all(self.globals);
+        for e in self.entries {
+            e.frame.trace(t);
+        }
+        t.mark_all(self.vals);
+        t.mark_all(self.extra);
+        t.mark_all(self.regs);
+        for v in self.reader_macros.values() {
+            t.mark(*v);
+        }
+        for p in self.protocols.values() {
+            for imp in p.impls.values() {
+                for v in imp.values() {
+                    t.mark(*v);
+                }
+            }
+        }
+    }
+}
+
+pub const DEFAULT_MAX_DEPTH: usize = 10_000_000;
+
+impl Default for Machine {
+    fn default() -> Self {
+        Machine::new()
+    }
+}
+
+impl Machine {
+    pub fn new() -> Machine {
+        let mut m = Machine {
+            rt: Rt::new(),
+            globals: Vec::new(),
+            prims: Vec::new(),
+            special_forms: HashMap::new(),
+            analysis_roots: Vec::new(),
+            next_code_id: 0,
+            list_prim_sym: 0,
+            entries: Vec::new(),
+            vals: Vec::new(),
+            max_depth: DEFAULT_MAX_DEPTH,
+            reader_macros: HashMap::new(),
+            wind_counter: 0,
+            protocols: HashMap::new(),
+            err_span: Span::default(),
+            err_file: None,
+            run_depth: 0,
+        };
+        for (name, sf) in special_form_table() {
+            let id = m.rt.syms.intern(name);
+            m.special_forms.insert(id, sf);
+        }
+        for p in native_primitives().into_iter().chain(crate::builtins::native_extras()) {
+            m.add_prim(Prim { name: p.name, min: p.min, max: p.max, pure: p.pure, kind: PrimKind::Native(p.f) });
+        }
+        for (name, min, max, op) in machine_primitives() {
+            m.add_prim(Prim { name, min, max, pure: false, kind: PrimKind::Machine(op) });
+        }
+        m.list_prim_sym = m.rt.syms.intern("%list");
+        if let Some(id) = m.rt.syms.lookup("list") {
+            let v = m.global(id);
+            m.set_global(m.list_prim_sym, v);
+        }
+        m
+    }
+
+    fn add_prim(&mut self, p: Prim) {
+        let id = self.prims.len() as u32;
+        let sym = self.rt.syms.intern(p.name);
+        self.prims.push(p);
+        self.set_global(sym, Value::prim(id));
+    }
+
+    /// Names of every primitive, native and machine-level.
+    pub fn primitive_names(&self) -> Vec<&'static str> {
+        self.prims.iter().map(|p| p.name).collect()
+    }
+
+    pub fn prim_name(&self, id: u32) -> &'static str {
+        self.prims.get(id as usize).map_or("?", |p| p.name)
+    }
+
+    pub(crate) fn prim_is_native(&self, id: u32) -> bool {
+        matches!(self.prims.get(id as usize), Some(Prim { kind: PrimKind::Native(_), .. }))
+    }
+
+    pub(crate) fn prim_is_pure(&self, id: u32) -> bool {
+        self.prims.get(id as usize).is_some_and(|p| p.pure)
+    }
+
+    #[inline]
+    pub fn global(&self, sym: u32) -> Value {
+        self.globals.get(sym as usize).copied().unwrap_or(Value::UNBOUND)
+    }
+
+    pub fn set_global(&mut self, sym: u32, v: Value) {
+        let i = sym as usize;
+        if i >= self.globals.len() {
+            self.globals.resize(i + 1, Value::UNBOUND);
+        }
+        self.globals[i] = v;
+    }
+
+    pub fn define(&mut self, name: &str, v: Value) {
+        let id = self.rt.syms.intern(name);
+        self.set_global(id, v);
+    }
+
+    pub fn lookup_global(&self, name: &str) -> Option<Value> {
+        let id = self.rt.syms.lookup(name)?;
+        let v = self.global(id);
+        (v != Value::UNBOUND).then_some(v)
+    }
+
+    pub(crate) fn reader_macro(&self, name: &str) -> Option<Value> {
+        self.reader_macros.get(name).copied()
+    }
+
+    pub fn register_reader_macro(&mut self, name: &str, handler: Value) {
+        self.reader_macros.insert(name.to_string(), handler);
+    }
+
+    // ---- garbage collection ----
+
+    fn collect(&mut self, regs: &[Value]) {
+        let roots = MachineRoots {
+            globals: &self.globals,
+            entries: &self.entries,
+            vals: &self.vals,
+            extra: &self.analysis_roots,
+            reader_macros: &self.reader_macros,
+            protocols: &self.protocols,
+            regs,
+        };
+        self.rt.heap.collect(&roots);
+    }
+
+    /// Collect now if allocation since the last collection warrants it.
+    /// Only call where every live value is reachable from the machine or `regs`.
+    pub fn maybe_collect(&mut self, regs: &[Value]) {
+        if self.rt.heap.wants_collection() {
+            self.collect(regs);
+        }
+    }
+
+    /// Force a full collection (all values not reachable from globals or
+    /// frames are freed).
+    pub fn collect_now(&mut self) {
+        self.collect(&[]);
+    }
+
+    // ---- evaluation entry points ----
+
+    /// Analyse one form in the global scope.
+    pub fn analyze_toplevel(&mut self, form: Value, file: Rc<str>, spans: &SpanMap) -> Result<Rc<Code>> {
+        Analyzer::new(self, file, spans, None).unit(form, false)
+    }
+
+    /// Evaluate a top-level form: macros are expanded and `begin` is split
+    /// so that each sub-form is analysed after the previous one ran.
+    pub fn eval_toplevel(&mut self, form: Value, file: &Rc<str>, spans: &SpanMap) -> std::result::Result<Value, EvalError> {
+        self.analysis_roots.push(form);
+        let base = self.analysis_roots.len();
+        let r = self.eval_toplevel_inner(form, file, spans, 0);
+        self.analysis_roots.truncate(base - 1);
+        r
+    }
+
+    fn eval_toplevel_inner(&mut self, form: Value, file: &Rc<str>, spans: &SpanMap, depth: usize) -> std::result::Result<Value, EvalError> {
+        if let Some(items) = self.rt.as_list(form).map(|l| l.to_vec()) {
+            if let Some(head) = items.first().and_then(|h| h.as_symbol()) {
+                if depth < 1000 {
+                    if matches!(self.special_forms.get(&head), Some(Sf::Begin)) {
+                        let mut last = Value::NIL;
+                        for f in &items[1..] {
+                            last = self.eval_toplevel_inner(*f, file, spans, depth + 1)?;
+                            self.analysis_roots.push(last);
+                        }
+                        return Ok(last);
+                    }
+                    let g = self.global(head);
+                    if let Some(Obj::Macro(_)) = self.rt.heap.get(g) {
+                        let expanded = self.expand_macro(g, &items[1..]).map_err(|e| self.to_eval_error(e, Some(file.clone()), spans.get(&form.heap_index().unwrap_or(u32::MAX)).copied()))?;
+                        self.analysis_roots.push(expanded);
+                        return self.eval_toplevel_inner(expanded, file, spans, depth + 1);
+                    }
+                }
+            }
+        }
+        let code = match self.analyze_toplevel(form, file.clone(), spans) {
+            Ok(c) => c,
+            Err(e) => {
+                let sp = form.heap_index().and_then(|i| spans.get(&i)).copied();
+                return Err(self.to_eval_error(e, Some(file.clone()), sp));
+            }
+        };
+        self.run_code(code, Value::NIL)
+    }
+
+    pub(crate) fn to_eval_error(&self, e: Error, file: Option<Rc<str>>, span: Option<Span>) -> EvalError {
+        let (message, value) = match e {
+            Error::Msg(m) => (m, Value::NIL),
+            Error::Raise(v) => (self.rt.error_message(v), v),
+        };
+        EvalError { message, value, file, span }
+    }
+
+    /// Run analysed code in `env` to completion.
+    pub fn run_code(&mut self, code: Rc<Code>, env: Value) -> std::result::Result<Value, EvalError> {
+        let root = code.root;
+        let base_entries = self.entries.len();
+        let base_vals = self.vals.len();
+        self.push_frame(Frame::Barrier);
+        self.run_depth += 1;
+        let r = self.run(code, env, Ctl::Eval(root));
+        self.run_depth -= 1;
+        match r {
+            Ok(v) => Ok(v),
+            Err(v) => {
+                self.entries.truncate(base_entries);
+                self.vals.truncate(base_vals);
+                let message = self.rt.error_message(v);
+                Err(EvalError { message, value: v, file: self.err_file.clone(), span: Some(self.err_span) })
+            }
+        }
+    }
+
+    /// Call an SX function from Rust (a nested run).
+    pub fn call_value(&mut self, f: Value, args: &[Value]) -> Result<Value> {
+        let base_entries = self.entries.len();
+        let base_vals = self.vals.len();
+        self.push_frame(Frame::Barrier);
+        let base = self.vals.len();
+        self.vals.push(f);
+        self.vals.extend_from_slice(args);
+        let dummy = self.dummy_code();
+        self.run_depth += 1;
+        let r = self.run(dummy, Value::NIL, Ctl::Apply(base));
+        self.run_depth -= 1;
+        match r {
+            Ok(v) => Ok(v),
+            Err(v) => {
+                self.entries.truncate(base_entries);
+                self.vals.truncate(base_vals);
+                Err(Error::Raise(v))
+            }
+        }
+    }
+
+    fn dummy_code(&mut self) -> Rc<Code> {
+        thread_local! {
+            static EMPTY: Rc<Code> = Rc::new(Code {
+                nodes: vec![Node::Const(Value::NIL)],
+                spans: vec![Span::default()],
+                root: 0,
+                params: None,
+                name: None,
+                file: Rc::from(""),
+                consts: None,
+                id: 0,
+                calls: std::cell::Cell::new(0),
+                expansions: std::cell::RefCell::new(HashMap::new()),
+            });
+        }
+        EMPTY.with(|c| c.clone())
+    }
+
+    /// Expand call site `n` of `code`, whose head is now the macro `mac`,
+    /// and analyse the expansion in the call site's scope (cached).
+    fn expand_at_runtime(&mut self, code: &Rc<Code>, n: NodeId, mac: Value) -> Result<Rc<Code>> {
+        if let Some(frag) = code.expansions.borrow().get(&n) {
+            return Ok(frag.clone());
+        }
+        let (form, scope) = match &code.nodes[n as usize] {
+            Node::Call { form, scope, .. } => (*form, scope.clone()),
+            _ => return Err(Error::msg("internal: not a call")),
+        };
+        let items = self.rt.as_list(form).map(|l| l.to_vec()).unwrap_or_default();
+        if items.is_empty() {
+            return Err(Error::msg("internal: macro call without source"));
+        }
+        let expanded = self.expand_macro(mac, &items[1..])?;
+        self.analysis_roots.push(expanded);
+        let spans = SpanMap::new();
+        let r = Analyzer::new(self, code.file.clone(), &spans, scope).unit(expanded, true);
+        self.analysis_roots.pop();
+        let frag = r?;
+        code.expansions.borrow_mut().insert(n, frag.clone());
+        Ok(frag)
+    }
+
+    /// Call a macro's expander on unevaluated argument forms.
+    pub(crate) fn expand_macro(&mut self, mac: Value, args: &[Value]) -> Result<Value> {
+        let clo = match self.rt.heap.get(mac) {
+            Some(Obj::Macro(c)) => c.clone(),
+            _ => return Err(Error::msg("not a macro")),
+        };
+        let as_lambda = self.rt.heap.alloc(Obj::Lambda(clo));
+        self.analysis_roots.push(as_lambda);
+        let r = self.call_value(as_lambda, args);
+        self.analysis_roots.pop();
+        r
+    }
+
+    #[inline]
+    pub(crate) fn push_frame(&mut self, frame: Frame) {
+        self.entries.push(Entry { frame, vbase: self.vals.len() as u32 });
+    }
+
+    // ---- the machine loop ----
+
+    #[inline]
+    fn lookup_local(&self, mut env: Value, depth: u16, slot: u16) -> Value {
+        for _ in 0..depth {
+            env = match self.rt.heap.get(env) {
+                Some(Obj::Env(e)) => e.parent,
+                _ => return Value::NIL,
+            };
+        }
+        match self.rt.heap.get(env) {
+            Some(Obj::Env(e)) => e.slots.get(slot as usize).copied().unwrap_or(Value::NIL),
+            _ => Value::NIL,
+        }
+    }
+
+    fn set_local(&mut self, mut env: Value, depth: u16, slot: u16, v: Value) {
+        for _ in 0..depth {
+            env = match self.rt.heap.get(env) {
+                Some(Obj::Env(e)) => e.parent,
+                _ => return,
+            };
+        }
+        if let Some(Obj::Env(e)) = self.rt.heap.get_mut(env) {
+            if let Some(s) = e.slots.get_mut(slot as usize) {
+                *s = v;
+            }
+        }
+    }
+
+    fn undefined(&self, sym: u32) -> Error {
+        Error::Msg(format!("Undefined symbol: {}", self.rt.syms.name(sym)))
+    }
+
+    /// Evaluate a simple node (constant, variable, pure primitive call)
+    /// without touching the continuation.
+    fn eval_simple(&mut self, code: &Code, env: Value, n: NodeId) -> std::result::Result<Value, Simple> {
+        match &code.nodes[n as usize] {
+            Node::Const(v) => Ok(*v),
+            Node::Local { depth, slot } => Ok(self.lookup_local(env, *depth, *slot)),
+            Node::Global { sym } => {
+                let v = self.global(*sym);
+                if v == Value::UNBOUND {
+                    self.err_span = code.spans[n as usize];
+                    Err(Simple::Err(self.undefined(*sym)))
+                } else {
+                    Ok(v)
+                }
+            }
+            Node::Call { args, prim: Some((p, sym)), .. } => {
+                if self.global(*sym) != Value::prim(*p) {
+                    return Err(Simple::Fallback);
+                }
+                let base = self.vals.len();
+                for a in args.iter() {
+                    match self.eval_simple(code, env, *a) {
+                        Ok(v) => self.vals.push(v),
+                        Err(e) => {
+                            self.vals.truncate(base);
+                            return Err(e);
+                        }
+                    }
+                }
+                let r = self.call_native(*p, base);
+                self.vals.truncate(base);
+                r.map_err(|e| {
+                    self.err_span = code.spans[n as usize];
+                    Simple::Err(e)
+                })
+            }
+            _ => Err(Simple::Fallback),
+        }
+    }
+
+    #[inline]
+    fn call_native(&mut self, p: u32, base: usize) -> Result<Value> {
+        let prim = &self.prims[p as usize];
+        let argc = self.vals.len() - base;
+        if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
+            return Err(arity_error(prim.name, prim.min, prim.max, argc));
+        }
+        match prim.kind {
+            PrimKind::Native(f) => f(&mut self.rt, &self.vals[base..]),
+            PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
+        }
+    }
+
+    /// The main loop. Returns when the Barrier pushed by the caller is
+    /// reached (value) or an error is not handled above it.
+    pub(crate) fn run(&mut self, mut code: Rc<Code>, mut env: Value, mut ctl: Ctl) -> std::result::Result<Value, Value> {
+        loop {
+            match ctl {
+                Ctl::Eval(n) => {
+                    ctl = match self.eval_node(&mut code, &mut env, n) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.note_error(&code, n);
+                            let v = self.rt.error_value(&e);
+                            Ctl::Raise(v, false)
+                        }
+                    }
+                }
+                Ctl::Ret(v) => {
+                    let Some(top) = self.entries.pop() else {
+                        return Ok(v);
+                    };
+                    ctl = match top.frame {
+                        Frame::Barrier => return Ok(v),
+                        Frame::Node { code: c, env: e, node, i } => {
+                            code = c;
+                            env = e;
+                            match self.resume(&mut code, &mut env, node, i, v) {
+                                Ok(c) => c,
+                                Err(err) => {
+                                    self.note_error(&code, node);
+                                    let ev = self.rt.error_value(&err);
+                                    Ctl::Raise(ev, false)
+                                }
+                            }
+                        }
+                        Frame::Reset | Frame::Guard { .. } | Frame::Handlers { .. } | Frame::Scope { .. } => Ctl::Ret(v),
+                        Frame::HandlerActive { continuable, .. } => {
+                            if continuable {
+                                Ctl::Ret(v)
+                            } else {
+                                // Keep the handler marked active so the new
+                                // error is not handled by the same handler.
+                                self.entries.push(top);
+                                Ctl::Raise(self.rt.str("handler returned from non-continuable raise"), false)
+                            }
+                        }
+                        Frame::HandlerSearch { value, continuable, mark, clause } => self.handler_search_step(value, continuable, mark, clause, v.truthy()),
+                        Frame::TryCall => {
+                            let mut d = DictMap::default();
+                            d.insert(Rc::from("ok"), Value::TRUE);
+                            d.insert(Rc::from("value"), v);
+                            Ctl::Ret(self.rt.dict(d))
+                        }
+                        Frame::Wind { after, .. } => {
+                            self.analysis_roots.push(v);
+                            let r = self.call_value(after, &[]);
+                            self.analysis_roots.pop();
+                            match r {
+                                Ok(_) => Ctl::Ret(v),
+                                Err(e) => {
+                                    let ev = self.rt.error_value(&e);
+                                    Ctl::Raise(ev, false)
+                                }
+                            }
+                        }
+                        Frame::Ho { op, f, lists, i, n, acc, multi } => self.ho_step(op, f, lists, i, n, acc, multi, v),
+                    };
+                }
+                Ctl::Apply(base) => {
+                    ctl = match self.apply(&mut code, &mut env, base) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.vals.truncate(base);
+                            let v = self.rt.error_value(&e);
+                            Ctl::Raise(v, false)
+                        }
+                    }
+                }
+                Ctl::Resume { code: c, env: e, node } => {
+                    code = c;
+                    env = e;
+                    ctl = Ctl::Eval(node);
+                }
+                Ctl::Raise(v, continuable) => {
+                    ctl = match self.raise(v, continuable) {
+                        Ok(c) => c,
+                        Err(v) => return Err(v),
+                    }
+                }
+            }
+        }
+    }
+
+    fn note_error(&mut self, code: &Code, n: NodeId) {
+        if let Some(sp) = code.spans.get(n as usize) {
+            if sp.line > 0 {
+                self.err_span = *sp;
+                self.err_file = Some(code.file.clone());
+            }
+        }
+    }
+
+    fn eval_node(&mut self, code: &mut Rc<Code>, env: &mut Value, n: NodeId) -> Result<Ctl> {
+        let c = code.clone();
+        match &c.nodes[n as usize] {
+            Node::Const(v) => Ok(Ctl::Ret(*v)),
+            Node::Local { depth, slot } => Ok(Ctl::Ret(self.lookup_local(*env, *depth, *slot))),
+            Node::Global { sym } => {
+                let v = self.global(*sym);
+                if v == Value::UNBOUND {
+                    Err(self.undefined(*sym))
+                } else {
+                    Ok(Ctl::Ret(v))
+                }
+            }
+            Node::Call { head, args, prim, direct, .. } => {
+                if *direct {
+                    if let Some((p, sym)) = prim {
+                        if self.global(*sym) == Value::prim(*p) {
+                            let base = self.vals.len();
+                            let mut ok = true;
+                            for a in args.iter() {
+                                match self.eval_simple(&c, *env, *a) {
+                                    Ok(v) => self.vals.push(v),
+                                    Err(Simple::Fallback) => {
+                                        ok = false;
+                                        break;
+                                    }
+                                    Err(Simple::Err(e)) => {
+                                        self.vals.truncate(base);
+                                        return Err(e);
+                                    }
+                                }
+                            }
+                            if ok {
+                                let r = self.call_native(*p, base);
+                                self.vals.truncate(base);
+                                return r.map(Ctl::Ret);
+                            }
+                            self.vals.truncate(base);
+                        }
+                    }
+                }
+                // A head that became a macro after analysis: expand now.
+                if let Node::Global { sym } = c.nodes[*head as usize] {
+                    let hv = self.global(sym);
+                    if let Some(Obj::Macro(_)) = self.rt.heap.get(hv) {
+                        let frag = self.expand_at_runtime(&c, n, hv)?;
+                        let root = frag.root;
+                        *code = frag;
+                        return Ok(Ctl::Eval(root));
+                    }
+                }
+                // General path: evaluate head and arguments left to right.
+                let base = self.vals.len();
+                let total = 1 + args.len();
+                let mut i = 0;
+                while i < total {
+                    let sub = if i == 0 { *head } else { args[i - 1] };
+                    match self.eval_simple(&c, *env, sub) {
+                        Ok(v) => self.vals.push(v),
+                        Err(Simple::Err(e)) => {
+                            self.vals.truncate(base);
+                            return Err(e);
+                        }
+                        Err(Simple::Fallback) => {
+                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
+                            return Ok(Ctl::Eval(sub));
+                        }
+                    }
+                    i += 1;
+                }
+                self.err_span = c.spans[n as usize];
+                self.err_file = None;
+                Ok(Ctl::Apply(base))
+            }
+            Node::If { test, then, els } => match self.eval_simple(&c, *env, *test) {
+                Ok(v) => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
+                Err(Simple::Err(e)) => Err(e),
+                Err(Simple::Fallback) => {
+                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                    Ok(Ctl::Eval(*test))
+                }
+            },
+            Node::Seq(items) => {
+                if items.len() > 1 {
+                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                }
+                Ok(Ctl::Eval(items[0]))
+            }
+            Node::And(items) | Node::Or(items) => {
+                if items.len() > 1 {
+                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                }
+                Ok(Ctl::Eval(items[0]))
+            }
+            Node::SetLocal { value, .. } | Node::SetGlobal { value, .. } => {
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(*value))
+            }
+            Node::Lambda(lc) => {
+                let clo = sx_core::heap::Closure { code: lc.clone(), env: *env };
+                Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Lambda(clo))))
+            }
+            Node::Macro(lc) => {
+                let clo = sx_core::heap::Closure { code: lc.clone(), env: *env };
+                Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Macro(clo))))
+            }
+            Node::Let { inits, body, size, rec } => {
+                if *rec {
+                    let new_env = self.new_env(*env, *size as usize);
+                    if inits.is_empty() {
+                        *env = new_env;
+                        return Ok(Ctl::Eval(*body));
+                    }
+                    self.push_frame(Frame::Node { code: c.clone(), env: new_env, node: n, i: 0 });
+                    *env = new_env;
+                    return Ok(Ctl::Eval(inits[0]));
+                }
+                let base = self.vals.len();
+                for (i, init) in inits.iter().enumerate() {
+                    match self.eval_simple(&c, *env, *init) {
+                        Ok(v) => self.vals.push(v),
+                        Err(Simple::Err(e)) => {
+                            self.vals.truncate(base);
+                            return Err(e);
+                        }
+                        Err(Simple::Fallback) => {
+                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
+                            return Ok(Ctl::Eval(*init));
+                        }
+                    }
+                }
+                *env = self.env_from_vals(*env, base, *size as usize);
+                Ok(Ctl::Eval(*body))
+            }
+            Node::Dict { vals, .. } if vals.is_empty() => {
+                let d = DictMap::default();
+                Ok(Ctl::Ret(self.rt.dict(d)))
+            }
+            Node::Dict { vals, .. } => {
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(vals[0]))
+            }
+            Node::QList(parts) => {
+                if parts.is_empty() {
+                    return Ok(Ctl::Ret(self.rt.list(vec![])));
+                }
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(parts[0].0))
+            }
+            Node::Case { key, .. } | Node::Match { subject: key, .. } => {
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(*key))
+            }
+            Node::Reset(body) => {
+                self.push_frame(Frame::Reset);
+                Ok(Ctl::Eval(*body))
+            }
+            Node::Shift { body } => {
+                let k = self.capture(true)?;
+                *env = self.new_env(*env, 1);
+                self.set_local(*env, 0, 0, k);
+                Ok(Ctl::Eval(*body))
+            }
+            Node::Guard { body, .. } => {
+                self.push_frame(Frame::Guard { code: c.clone(), env: *env, node: n });
+                Ok(Ctl::Eval(*body))
+            }
+            Node::HandlerBind { clauses, body } => {
+                if clauses.is_empty() {
+                    return Ok(Ctl::Eval(*body));
+                }
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(clauses[0].0))
+            }
+            Node::Scope { name, .. } => {
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ok(Ctl::Eval(*name))
+            }
+            Node::ReRaise => Ok(Ctl::Raise(self.lookup_local(*env, 0, 0), false)),
+        }
+    }
+
+    /// Continue node `n` after its `i`-th sub-expression produced `v`.
+    fn resume(&mut self, code: &mut Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Result<Ctl> {
+        let c = code.clone();
+        match &c.nodes[n as usize] {
+            Node::If { then, els, .. } => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
+            Node::Seq(items) => {
+                let next = i as usize + 1;
+                if next + 1 < items.len() {
+                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
+                }
+                Ok(Ctl::Eval(items[next]))
+            }
+            Node::And(items) | Node::Or(items) => {
+                let is_and = matches!(&c.nodes[n as usize], Node::And(_));
+                if v.truthy() != is_and {
+                    return Ok(Ctl::Ret(v));
+                }
+                let next = i as usize + 1;
+                if next + 1 < items.len() {
+                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
+                }
+                Ok(Ctl::Eval(items[next]))
+            }
+            Node::SetLocal { depth, slot, define, .. } => {
+                self.set_local(*env, *depth, *slot, v);
+                Ok(Ctl::Ret(if *define { v } else { Value::NIL }))
+            }
+            Node::SetGlobal { sym, define, .. } => {
+                if !*define && self.global(*sym) == Value::UNBOUND {
+                    return Err(self.undefined(*sym));
+                }
+                self.set_global(*sym, v);
+                Ok(Ctl::Ret(if *define { v } else { Value::NIL }))
+            }
+            Node::Call { head, args, .. } => {
+                self.vals.push(v);
+                let base = self.vals.len() - i as usize - 1;
+                let total = 1 + args.len();
+                let mut k = i as usize + 1;
+                while k < total {
+                    let sub = if k == 0 { *head } else { args[k - 1] };
+                    match self.eval_simple(&c, *env, sub) {
+                        Ok(v) => self.vals.push(v),
+                        Err(Simple::Err(e)) => {
+                            self.vals.truncate(base);
+                            return Err(e);
+                        }
+                        Err(Simple::Fallback) => {
+                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
+                            return Ok(Ctl::Eval(sub));
+                        }
+                    }
+                    k += 1;
+                }
+                self.err_span = c.spans[n as usize];
+                Ok(Ctl::Apply(base))
+            }
+            Node::Let { inits, body, size, rec } => {
+                if *rec {
+                    self.set_local(*env, 0, i as u16, v);
+                    let next = i as usize + 1;
+                    if next < inits.len() {
+                        self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
+                        return Ok(Ctl::Eval(inits[next]));
+                    }
+                    return Ok(Ctl::Eval(*body));
+                }
+                self.vals.push(v);
+                let base = self.vals.len() - i as usize - 1;
+                let mut k = i as usize + 1;
+                while k < inits.len() {
+                    match self.eval_simple(&c, *env, inits[k]) {
+                        Ok(v) => self.vals.push(v),
+                        Err(Simple::Err(e)) => {
+                            self.vals.truncate(base);
+                            return Err(e);
+                        }
+                        Err(Simple::Fallback) => {
+                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
+                            return Ok(Ctl::Eval(inits[k]));
+                        }
+                    }
+                    k += 1;
+                }
+                *env = self.env_from_vals(*env, base, *size as usize);
+                Ok(Ctl::Eval(*body))
+            }
+            Node::Dict { keys, vals } => {
+                self.vals.push(v);
+                let next = i as usize + 1;
+                if next < vals.len() {
+                    let base = self.vals.len() - next;
+                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    return Ok(Ctl::Eval(vals[next]));
+                }
+                let base = self.vals.len() - vals.len();
+                let mut d = DictMap::default();
+                for (k, val) in keys.iter().zip(self.vals[base..].iter()) {
+                    d.insert(k.clone(), *val);
+                }
+                self.vals.truncate(base);
+                Ok(Ctl::Ret(self.rt.dict(d)))
+            }
+            Node::QList(parts) => {
+                self.vals.push(v);
+                let next = i as usize + 1;
+                if next < parts.len() {
+                    let base = self.vals.len() - next;
+                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    return Ok(Ctl::Eval(parts[next].0));
+                }
+                let base = self.vals.len() - parts.len();
+                let mut out = Vec::new();
+                for (k, (_, splice)) in parts.iter().enumerate() {
+                    let x = self.vals[base + k];
+                    if *splice {
+                        match self.rt.list_items(x) {
+                            Some(items) => out.extend(items),
+                            None => {
+                                self.vals.truncate(base);
+                                return Err(Error::msg(format!("splice-unquote: expected a list, got {}", self.rt.type_name(x))));
+                            }
+                        }
+                    } else {
+                        out.push(x);
+                    }
+                }
+                self.vals.truncate(base);
+                Ok(Ctl::Ret(self.rt.list(out)))
+            }
+            Node::Case { clauses, els, .. } => {
+                for (datums, body) in clauses.iter() {
+                    if datums.iter().any(|d| sx_core::prims::values_equal(&self.rt, *d, v)) {
+                        return Ok(Ctl::Eval(*body));
+                    }
+                }
+                match els {
+                    Some(e) => Ok(Ctl::Eval(*e)),
+                    None => Ok(Ctl::Ret(Value::NIL)),
+                }
+            }
+            Node::Match { clauses, .. } => {
+                for (pat, _guard, body, size) in clauses.iter() {
+                    let mut binds: Vec<Value> = vec![Value::NIL; *size as usize];
+                    self.analysis_roots.push(v);
+                    let ok = self.match_pat(pat, v, &mut binds);
+                    self.analysis_roots.pop();
+                    if ok {
+                        let e = self.rt.heap.alloc(Obj::Env(EnvObj { parent: *env, slots: binds.into_boxed_slice() }));
+                        *env = e;
+                        return Ok(Ctl::Eval(*body));
+                    }
+                }
+                Err(Error::Msg(format!("match: no clause matched {}", sx_core::print::inspect(&self.rt, v))))
+            }
+            Node::HandlerBind { clauses, body } => {
+                self.vals.push(v);
+                let next = i as usize + 1;
+                let total = clauses.len() * 2;
+                if next < total {
+                    let base = self.vals.len() - next;
+                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    let (p, h) = clauses[next / 2];
+                    return Ok(Ctl::Eval(if next % 2 == 0 { p } else { h }));
+                }
+                let base = self.vals.len() - total;
+                let mut preds = Vec::new();
+                let mut hs = Vec::new();
+                for k in 0..clauses.len() {
+                    preds.push(self.vals[base + 2 * k]);
+                    hs.push(self.vals[base + 2 * k + 1]);
+                }
+                self.vals.truncate(base);
+                let preds = self.rt.list(preds);
+                let handlers = self.rt.list(hs);
+                self.push_frame(Frame::Handlers { preds, handlers });
+                Ok(Ctl::Eval(*body))
+            }
+            Node::Scope { value, body, .. } => {
+                if i == 0 {
+                    if let Some(val) = value {
+                        self.vals.push(v);
+                        let base = self.vals.len() - 1;
+                        self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: 1 }, vbase: base as u32 });
+                        return Ok(Ctl::Eval(*val));
+                    }
+                    let emitted = self.rt.list(vec![]);
+                    self.push_frame(Frame::Scope { name: v, value: Value::NIL, emitted });
+                    return Ok(Ctl::Eval(*body));
+                }
+                let name = self.vals.pop().unwrap_or(Value::NIL);
+                let emitted = self.rt.list(vec![]);
+                self.push_frame(Frame::Scope { name, value: v, emitted });
+                Ok(Ctl::Eval(*body))
+            }
+            _ => Err(Error::msg("internal: bad continuation frame")),
+        }
+    }
+
+    fn new_env(&mut self, parent: Value, size: usize) -> Value {
+        self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: vec![Value::NIL; size].into_boxed_slice() }))
+    }
+
+    fn env_from_vals(&mut self, parent: Value, base: usize, size: usize) -> Value {
+        let mut slots = Vec::with_capacity(size.max(self.vals.len() - base));
+        slots.extend_from_slice(&self.vals[base..]);
+        slots.resize(size.max(slots.len()), Value::NIL);
+        self.vals.truncate(base);
+        self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: slots.into_boxed_slice() }))
+    }
+
+    fn match_pat(&mut self, pat: &Pat, v: Value, binds: &mut [Value]) -> bool {
+        match pat {
+            Pat::Wild => true,
+            Pat::Bind(i) => {
+                if let Some(s) = binds.get_mut(*i as usize) {
+                    *s = v;
+                }
+                true
+            }
+            Pat::Lit(l) => sx_core::prims::values_equal(&self.rt, *l, v),
+            Pat::List { items, rest } => {
+                let Some(xs) = self.rt.as_list(v).map(|l| l.to_vec()) else { return false };
+                if xs.len() < items.len() || (rest.is_none() && xs.len() != items.len()) {
+                    return false;
+                }
+                for (p, x) in items.iter().zip(xs.iter()) {
+                    if !self.match_pat(p, *x, binds) {
+                        return false;
+                    }
+                }
+                if let Some(r) = rest {
+                    let tail = self.rt.list(xs[items.len()..].to_vec());
+                    return self.match_pat(r, tail, binds);
+                }
+                true
+            }
+            Pat::Dict(entries) => {
+                for (k, p) in entries {
+                    let x = match self.rt.as_dict(v) {
+                        Some(d) => d.get(k).copied(),
+                        None => return false,
+                    };
+                    match x {
+                        Some(x) => {
+                            if !self.match_pat(p, x, binds) {
+                                return false;
+                            }
+                        }
+                        None => return false,
+                    }
+                }
+                true
+            }
+            Pat::Ctor { name, fields } => match crate::builtins::record_parts(&self.rt, v) {
+                Some((ctor, vals)) => {
+                    let tname = self.rt.type_of(v);
+                    let name_ok = *ctor == **name || tname.eq_ignore_ascii_case(name) || ctor.strip_prefix("make-").is_some_and(|c| c.eq_ignore_ascii_case(name));
+                    name_ok && vals.len() == fields.len() && fields.iter().zip(vals.iter()).all(|(p, x)| self.match_pat(p, *x, binds))
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn apply(&mut self, code: &mut Rc<Code>, env: &mut Value, base: usize) -> Result<Ctl> {
+        let f = self.vals[base];
+        if let Some(p) = f.as_prim() {
+            let prim = &self.prims[p as usize];
+            let argc = self.vals.len() - base - 1;
+            if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
+                return Err(arity_error(prim.name, prim.min, prim.max, argc));
+            }
+            return match prim.kind {
+                PrimKind::Native(nf) => {
+                    let r = nf(&mut self.rt, &self.vals[base + 1..]);
+                    self.vals.truncate(base);
+                    r.map(Ctl::Ret)
+                }
+                PrimKind::Machine(op) => {
+                    let args: Vec<Value> = self.vals[base + 1..].to_vec();
+                    self.vals.truncate(base);
+                    self.machine_op(op, args, code, env)
+                }
+            };
+        }
+        match self.rt.heap.get(f) {
+            Some(Obj::Lambda(clo)) => {
+                let clo = clo.clone();
+                let lc: Rc<Code> = match clo.code.as_any_rc().downcast::<Code>() {
+                    Ok(c) => c,
+                    Err(_) => return Err(Error::msg("internal: foreign code object")),
+                };
+                let new_env = self.bind_args(&lc, clo.env, base)?;
+                self.vals.truncate(base);
+                if self.entries.len() > self.max_depth {
+                    return Err(Error::msg("Maximum recursion depth exceeded"));
+                }
+                lc.calls.set(lc.calls.get().wrapping_add(1));
+                *env = new_env;
+                let root = lc.root;
+                *code = lc;
+                if self.rt.heap.wants_collection() {
+                    self.collect(&[new_env]);
+                }
+                Ok(Ctl::Eval(root))
+            }
+            Some(Obj::Extern(e)) if e.as_any().is::<ContinuationObj>() => {
+                let argc = self.vals.len() - base - 1;
+                let v = if argc == 0 { Value::NIL } else { self.vals[base + 1] };
+                self.vals.truncate(base);
+                self.invoke_continuation(f, v)
+            }
+            Some(Obj::Macro(_)) => Err(Error::Msg(format!("Not callable: {} (a macro cannot be applied)", sx_core::print::inspect(&self.rt, f)))),
+            _ => Err(Error::Msg(format!("Not callable: {}", sx_core::print::inspect(&self.rt, f)))),
+        }
+    }
+
+    fn bind_args(&mut self, lc: &Code, parent: Value, base: usize) -> Result<Value> {
+        let Some(p) = &lc.params else {
+            return Err(Error::msg("internal: code is not a lambda"));
+        };
+        let args = &self.vals[base + 1..];
+        let argc = args.len();
+        let req = p.required as usize;
+        if argc < req || (!p.rest && argc > req) {
+            let name = lc.name.as_deref().unwrap_or("lambda");
+            return Err(arity_error(name, req, if p.rest { None } else { Some(req) }, argc));
+        }
+        let mut slots = Vec::with_capacity(p.frame_size as usize);
+        slots.extend_from_slice(&args[..req]);
+        if p.rest {
+            let extra: Vec<Value> = args[req..].to_vec();
+            if p.keys.is_empty() {
+                let l = self.rt.list(extra);
+                slots.push(l);
+            } else {
+                // &key: `key value` pairs (keys arrive as strings or keywords);
+                // anything else goes to the rest list.
+                let mut kv = vec![Value::NIL; p.keys.len()];
+                let mut rest = Vec::new();
+                let mut i = 0;
+                while i < extra.len() {
+                    let k = self.rt.key_of(extra[i]);
+                    let pos = k.and_then(|k| p.keys.iter().position(|x| **x == *k));
+                    match pos {
+                        Some(pos) if i + 1 < extra.len() && (extra[i].as_keyword().is_some() || self.rt.as_str(extra[i]).is_some()) => {
+                            kv[pos] = extra[i + 1];
+                            i += 2;
+                        }
+                        _ => {
+                            rest.push(extra[i]);
+                            i += 1;
+                        }
+                    }
+                }
+                let l = self.rt.list(rest);
+                slots.push(l);
+                slots.extend(kv);
+            }
+        }
+        slots.resize(p.frame_size as usize, Value::NIL);
+        Ok(self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: slots.into_boxed_slice() })))
+    }
+
+    // ---- continuations ----
+
+    /// Capture frames above the nearest Reset (delimited) or Barrier (full).
+    pub(crate) fn capture(&mut self, delimited: bool) -> Result<Value> {
+        let mut idx = self.entries.len();
+        while idx > 0 {
+            match self.entries[idx - 1].frame {
+                Frame::Reset if delimited => break,
+                Frame::Barrier => break,
+                _ => idx -= 1,
+            }
+        }
+        let start = idx;
+        let vstart = self.entries.get(start).map_or(self.vals.len(), |e| e.vbase as usize);
+        let mut entries: Vec<Entry> = self.entries[start..].to_vec();
+        for e in &mut entries {
+            e.vbase -= vstart as u32;
+        }
+        let vals = self.vals[vstart..].to_vec();
+        if delimited {
+            self.entries.truncate(start);
+            self.vals.truncate(vstart);
+        }
+        let k = ContinuationObj { entries, vals, delimited };
+        Ok(self.rt.heap.alloc(Obj::Extern(Box::new(k))))
+    }
+
+    fn invoke_continuation(&mut self, k: Value, v: Value) -> Result<Ctl> {
+        let (entries, vals, delimited) = match self.rt.heap.get(k) {
+            Some(Obj::Extern(e)) => match e.as_any().downcast_ref::<ContinuationObj>() {
+                Some(c) => (c.entries.clone(), c.vals.clone(), c.delimited),
+                None => return Err(Error::msg("internal: not a continuation")),
+            },
+            _ => return Err(Error::msg("internal: not a continuation")),
+        };
+        if delimited {
+            self.push_frame(Frame::Reset);
+        } else {
+            // Escape: unwind to the barrier of this run, running `after`
+            // thunks of winds the target does not share.
+            let target_winds: Vec<u64> = entries.iter().filter_map(|e| if let Frame::Wind { id, .. } = e.frame { Some(id) } else { None }).collect();
+            let mut barrier = self.entries.len();
+            while barrier > 0 && !matches!(self.entries[barrier - 1].frame, Frame::Barrier) {
+                barrier -= 1;
+            }
+            let current_winds: Vec<u64> = self.entries[barrier..].iter().filter_map(|e| if let Frame::Wind { id, .. } = e.frame { Some(id) } else { None }).collect();
+            self.analysis_roots.push(k);
+            self.analysis_roots.push(v);
+            while self.entries.len() > barrier {
+                let Some(top) = self.entries.pop() else { break };
+                if let Frame::Wind { id, after, .. } = top.frame {
+                    if !target_winds.contains(&id) {
+                        self.call_value(after, &[])?;
+                    }
+                }
+            }
+            self.vals.truncate(self.entries.last().map_or(0, |_| self.vals.len()));
+            // Run `before` thunks of winds we re-enter.
+            for e in &entries {
+                if let Frame::Wind { id, before, .. } = e.frame {
+                    if !current_winds.contains(&id) {
+                        self.call_value(before, &[])?;
+                    }
+                }
+            }
+            self.analysis_roots.pop();
+            self.analysis_roots.pop();
+            let vbase_now = self.entries.last().map_or(0, |e| e.vbase as usize);
+            let _ = vbase_now;
+        }
+        let shift = self.vals.len() as u32;
+        self.vals.extend_from_slice(&vals);
+        for mut e in entries {
+            e.vbase += shift;
+            self.entries.push(e);
+        }
+        Ok(Ctl::Ret(v))
+    }
+
+    // ---- errors ----
+
+    fn raise(&mut self, v: Value, continuable: bool) -> std::result::Result<Ctl, Value> {
+        self.search_handlers(v, continuable, self.entries.len())
+    }
+
+    /// Look for a handler for `v` below frame index `from`.
+    fn search_handlers(&mut self, v: Value, continuable: bool, from: usize) -> std::result::Result<Ctl, Value> {
+        let mut idx = from;
+        while idx > 0 {
+            idx -= 1;
+            match &self.entries[idx].frame {
+                Frame::Barrier => return Err(v),
+                Frame::HandlerActive { skip, .. } => {
+                    idx = *skip as usize;
+                }
+                Frame::Handlers { preds, .. } => {
+                    let preds = *preds;
+                    let n = self.rt.as_list(preds).map_or(0, |l| l.len);
+                    if n > 0 {
+                        return Ok(self.try_handler_clause(v, continuable, idx as u32, 0));
+                    }
+                }
+                Frame::Guard { .. } | Frame::TryCall => {
+                    return Ok(self.unwind_to_handler(idx, v));
+                }
+                _ => {}
+            }
+        }
+        Err(v)
+    }
+
+    fn try_handler_clause(&mut self, v: Value, continuable: bool, mark: u32, clause: u32) -> Ctl {
+        let preds = match &self.entries[mark as usize].frame {
+            Frame::Handlers { preds, .. } => *preds,
+            _ => Value::NIL,
+        };
+        let pred = self.rt.as_list(preds).and_then(|l| l.get(clause as usize));
+        match pred {
+            Some(p) => {
+                self.push_frame(Frame::HandlerSearch { value: v, continuable, mark, clause });
+                let base = self.vals.len();
+                self.vals.push(p);
+                self.vals.push(v);
+                Ctl::Apply(base)
+            }
+            None => match self.search_handlers(v, continuable, mark as usize) {
+                Ok(c) => c,
+                Err(v) => Ctl::Raise(v, continuable).uncaught(self, v),
+            },
+        }
+    }
+
+    fn handler_search_step(&mut self, v: Value, continuable: bool, mark: u32, clause: u32, matched: bool) -> Ctl {
+        if !matched {
+            return self.try_handler_clause(v, continuable, mark, clause + 1);
+        }
+        let handlers = match &self.entries.get(mark as usize).map(|e| &e.frame) {
+            Some(Frame::Handlers { handlers, .. }) => *handlers,
+            _ => Value::NIL,
+        };
+        let h = self.rt.as_list(handlers).and_then(|l| l.get(clause as usize)).unwrap_or(Value::NIL);
+        self.push_frame(Frame::HandlerActive { skip: mark, continuable });
+        let base = self.vals.len();
+        self.vals.push(h);
+        self.vals.push(v);
+        Ctl::Apply(base)
+    }
+
+    /// Unwind to the Guard/TryCall frame at `idx`, running `after` thunks.
+    fn unwind_to_handler(&mut self, idx: usize, v: Value) -> Ctl {
+        self.analysis_roots.push(v);
+        while self.entries.len() > idx + 1 {
+            let Some(top) = self.entries.pop() else { break };
+            if let Frame::Wind { after, .. } = top.frame {
+                if let Err(e) = self.call_value(after, &[]) {
+                    self.analysis_roots.pop();
+                    let ev = self.rt.error_value(&e);
+                    return Ctl::Raise(ev, false);
+                }
+            }
+        }
+        self.analysis_roots.pop();
+        let Some(target) = self.entries.pop() else { return Ctl::Ret(v) };
+        self.vals.truncate(target.vbase as usize);
+        match target.frame {
+            Frame::TryCall => {
+                let msg = self.rt.error_message(v);
+                let mut d = DictMap::default();
+                d.insert(Rc::from("ok"), Value::FALSE);
+                let m = self.rt.string(msg);
+                d.insert(Rc::from("error"), m);
+                Ctl::Ret(self.rt.dict(d))
+            }
+            Frame::Guard { code, env, node } => {
+                let handler = match &code.nodes[node as usize] {
+                    Node::Guard { handler, .. } => *handler,
+                    _ => return Ctl::Raise(v, false),
+                };
+                let e = self.rt.heap.alloc(Obj::Env(EnvObj { parent: env, slots: vec![v].into_boxed_slice() }));
+                Ctl::Resume { code, env: e, node: handler }
+            }
+            _ => Ctl::Raise(v, false),
+        }
+    }
+}
+
+
+impl Ctl {
+    fn uncaught(self, _m: &mut Machine, _v: Value) -> Ctl {
+        self
+    }
+}

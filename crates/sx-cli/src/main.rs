@@ -1,0 +1,270 @@
+//! `sx`: run SX files, evaluate forms, a REPL, the conformance-test
+//! protocol and the benchmark protocol.
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use sx::{Engine, EngineOptions, SxError};
+
+#[derive(Parser)]
+#[command(name = "sx", version, about = "The SX language (Rust host)", args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Evaluate FORMS and print the value of the last one.
+    #[arg(short = 'e', long = "eval", value_name = "FORMS")]
+    eval: Option<String>,
+    /// Execution backend: `none` (the CEK interpreter only).
+    #[arg(long, global = true, default_value = "none")]
+    backend: String,
+    /// Continuation frames allowed before `Maximum recursion depth exceeded`.
+    #[arg(long, global = true)]
+    max_depth: Option<usize>,
+    /// A file to run.
+    file: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Interactive read-eval-print loop.
+    Repl,
+    /// Run test files and report each test (used by the conformance runner).
+    Test {
+        /// Print one JSON object per line.
+        #[arg(long)]
+        jsonl: bool,
+        #[arg(long)]
+        jit_threshold: Option<u32>,
+        files: Vec<PathBuf>,
+    },
+    /// Time `(run)` from a benchmark file.
+    Bench {
+        #[arg(long, default_value_t = 5)]
+        iterations: usize,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Argument passed to `(run X)`, read as SX.
+        #[arg(long)]
+        arg: Option<String>,
+        #[arg(long)]
+        jit_threshold: Option<u32>,
+        file: PathBuf,
+    },
+}
+
+fn engine(cli: &Cli) -> Result<Engine, String> {
+    if cli.backend != "none" && cli.backend != "cek" {
+        return Err(format!("unknown backend '{}': this build supports only 'none' (the CEK interpreter)", cli.backend));
+    }
+    let mut opts = EngineOptions::default();
+    if let Some(d) = cli.max_depth {
+        opts.max_depth = d;
+    }
+    Ok(Engine::with_options(opts))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut eng = match engine(&cli) {
+        Ok(e) => e,
+        Err(m) => {
+            eprintln!("sx: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(src) = &cli.eval {
+        return match eng.eval_str(src, "<eval>") {
+            Ok(v) => {
+                let s = eng.inspect(v);
+                let _ = std::io::stdout().flush();
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(&e),
+        };
+    }
+    match &cli.cmd {
+        Some(Cmd::Repl) => repl(&mut eng),
+        Some(Cmd::Test { jsonl, files, .. }) => run_tests(&cli, files, *jsonl),
+        Some(Cmd::Bench { iterations, warmup, arg, file, .. }) => bench(&mut eng, file, *iterations, *warmup, arg.as_deref()),
+        None => match &cli.file {
+            Some(f) => match eng.run_file(f) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => report(&e),
+            },
+            None => repl(&mut eng),
+        },
+    }
+}
+
+fn report(e: &SxError) -> ExitCode {
+    let _ = std::io::stdout().flush();
+    eprintln!("{e}");
+    ExitCode::from(1)
+}
+
+fn repl(eng: &mut Engine) -> ExitCode {
+    let mut rl = match rustyline::DefaultEditor::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sx: cannot start the line editor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut buf = String::new();
+    loop {
+        let prompt = if buf.is_empty() { "sx> " } else { "... " };
+        match rl.readline(prompt) {
+            Ok(line) => {
+                buf.push_str(&line);
+                buf.push('\n');
+                if !balanced(&buf) {
+                    continue;
+                }
+                let src = std::mem::take(&mut buf);
+                if src.trim().is_empty() {
+                    continue;
+                }
+                let _ = rl.add_history_entry(src.trim_end());
+                match eng.eval_str(&src, "<repl>") {
+                    Ok(v) => println!("{}", eng.inspect(v)),
+                    Err(e) => eprintln!("{e}"),
+                }
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => buf.clear(),
+            Err(_) => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+/// True when every bracket opened outside strings and comments is closed.
+fn balanced(src: &str) -> bool {
+    let mut depth: i64 = 0;
+    let mut in_str = false;
+    let mut escape = false;
+    let mut comment = false;
+    for c in src.chars() {
+        if comment {
+            if c == '\n' {
+                comment = false;
+            }
+            continue;
+        }
+        if in_str {
+            if escape {
+                escape = false;
+            } else if c == '\\' {
+                escape = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            ';' => comment = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth <= 0 && !in_str
+}
+
+fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for f in files {
+        let file = f.display().to_string();
+        let mut eng = match engine(cli) {
+            Ok(e) => e,
+            Err(m) => {
+                eprintln!("sx: {m}");
+                return ExitCode::from(2);
+            }
+        };
+        eng.set_output(Box::new(std::io::sink()));
+        let src = match std::fs::read_to_string(f) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(out, "{}", json!({"event":"file-error","file":file,"message":format!("cannot read: {e}")}));
+                failed += 1;
+                continue;
+            }
+        };
+        let (outcomes, err) = eng.run_tests(&src, &file);
+        for t in &outcomes {
+            if t.failure.is_none() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            if jsonl {
+                let mut o = json!({"event":"test","file":file,"suite":t.suite,"name":t.name,"ok":t.failure.is_none()});
+                if let Some(m) = &t.failure {
+                    o["message"] = json!(m);
+                }
+                let _ = writeln!(out, "{o}");
+            } else if let Some(m) = &t.failure {
+                let _ = writeln!(out, "FAIL {file} :: {} :: {}: {m}", t.suite, t.name);
+            }
+        }
+        if let Some(e) = err {
+            failed += 1;
+            if jsonl {
+                let _ = writeln!(out, "{}", json!({"event":"file-error","file":file,"message":e.to_string()}));
+            } else {
+                let _ = writeln!(out, "ERROR {file}: {e}");
+            }
+        }
+        if jsonl {
+            let _ = writeln!(out, "{}", json!({"event":"file-done","file":file}));
+        }
+        let _ = out.flush();
+    }
+    if jsonl {
+        let _ = writeln!(out, "{}", json!({"event":"done"}));
+    } else {
+        let _ = writeln!(out, "{passed} passed, {failed} failed");
+    }
+    ExitCode::SUCCESS
+}
+
+fn bench(eng: &mut Engine, file: &PathBuf, iterations: usize, warmup: usize, arg: Option<&str>) -> ExitCode {
+    if let Err(e) = eng.run_file(file) {
+        return report(&e);
+    }
+    let call = match arg {
+        Some(a) => format!("(run {a})"),
+        None => "(run)".to_string(),
+    };
+    let mut last = String::new();
+    for _ in 0..warmup {
+        if let Err(e) = eng.eval_str(&call, "<bench>") {
+            return report(&e);
+        }
+    }
+    let mut times = Vec::new();
+    for _ in 0..iterations {
+        let t = Instant::now();
+        match eng.eval_str(&call, "<bench>") {
+            Ok(v) => {
+                times.push(t.elapsed().as_secs_f64());
+                last = eng.inspect(v);
+            }
+            Err(e) => return report(&e),
+        }
+    }
+    println!("{}", json!({"times": times, "result": last, "peak_rss_kb": peak_rss_kb()}));
+    ExitCode::SUCCESS
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok()))
+}

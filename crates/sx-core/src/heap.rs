@@ -1,0 +1,442 @@
+//! The heap: a slot arena addressed by index, reclaimed by a mark-and-sweep
+//! tracing collector.
+//!
+//! Architecture invariant: the collector runs only when its owner calls
+//! [`Heap::collect`] with the complete root set, which the machine does at
+//! safepoints (between steps). Rust code holding a [`Value`] between
+//! safepoints is therefore always safe. Cycles are reclaimed like anything else.
+
+use crate::value::Value;
+use indexmap::IndexMap;
+use std::any::Any;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Insertion-ordered, string-keyed map.
+pub type DictMap = IndexMap<Rc<str>, Value, hashbrown::DefaultHashBuilder>;
+
+/// An immutable string, with its length in code points cached.
+#[derive(Clone, Debug)]
+pub struct SxStr {
+    pub s: Rc<str>,
+    pub chars: u32,
+}
+
+impl SxStr {
+    pub fn new(s: Rc<str>) -> SxStr {
+        let chars = s.chars().count() as u32;
+        SxStr { s, chars }
+    }
+    #[inline]
+    pub fn is_ascii(&self) -> bool {
+        self.chars as usize == self.s.len()
+    }
+}
+
+/// A list. Elements are stored *reversed* in a buffer that lists may share,
+/// so `cons`, `rest`, `first`, `nth` and `len` are O(1): the list is
+/// `buf[0..len]` read backwards. `cons` pushes in place when this list owns
+/// the end of the buffer, and copies otherwise.
+#[derive(Clone, Debug)]
+pub struct ListObj {
+    pub buf: Rc<RefCell<Vec<Value>>>,
+    pub len: u32,
+}
+
+impl ListObj {
+    pub fn from_vec(mut items: Vec<Value>) -> ListObj {
+        items.reverse();
+        let len = items.len() as u32;
+        ListObj { buf: Rc::new(RefCell::new(items)), len }
+    }
+    /// Element `i` (0 = first), if in range.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<Value> {
+        if i < self.len as usize {
+            self.buf.borrow().get(self.len as usize - 1 - i).copied()
+        } else {
+            None
+        }
+    }
+    /// The elements in order.
+    pub fn to_vec(&self) -> Vec<Value> {
+        let b = self.buf.borrow();
+        b[..self.len as usize].iter().rev().copied().collect()
+    }
+}
+
+/// Code owned by an evaluator, opaque to the heap.
+pub trait CodeObj: Any {
+    /// The name the code was defined under, if any.
+    fn name(&self) -> Option<Rc<str>>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_rc(self: Rc<Self>) -> Rc<dyn Any>;
+}
+
+impl CodeObj for () {
+    fn name(&self) -> Option<Rc<str>> {
+        None
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_rc(self: Rc<Self>) -> Rc<dyn Any> {
+        self
+    }
+}
+
+/// A closure or macro: code plus the environment it closes over.
+#[derive(Clone)]
+pub struct Closure {
+    pub code: Rc<dyn CodeObj>,
+    /// The captured environment (an `Env` object or nil).
+    pub env: Value,
+}
+
+/// A lexical environment frame.
+#[derive(Debug)]
+pub struct EnvObj {
+    pub parent: Value,
+    pub slots: Box<[Value]>,
+}
+
+/// Heap data defined outside this crate (continuations, records, ...).
+pub trait ExternObj: Any {
+    /// Report every value this object refers to.
+    fn trace(&self, tracer: &mut Tracer);
+    /// The `type-of` name.
+    fn type_name(&self) -> &str;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// For printing as a constructor call `(Name field ...)`; `None` prints `<type>`.
+    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
+        None
+    }
+}
+
+/// A heap object.
+pub enum Obj {
+    Free(u32),
+    Float(f64),
+    /// An integer outside the fixnum range.
+    Int(i64),
+    Str(SxStr),
+    List(ListObj),
+    Dict(Box<DictMap>),
+    Lambda(Closure),
+    Macro(Closure),
+    Env(EnvObj),
+    Extern(Box<dyn ExternObj>),
+}
+
+impl Obj {
+    pub fn type_name(&self) -> &str {
+        match self {
+            Obj::Free(_) => "free",
+            Obj::Float(_) | Obj::Int(_) => "number",
+            Obj::Str(_) => "string",
+            Obj::List(_) => "list",
+            Obj::Dict(_) => "dict",
+            Obj::Lambda(_) => "lambda",
+            Obj::Macro(_) => "macro",
+            Obj::Env(_) => "env",
+            Obj::Extern(e) => e.type_name(),
+        }
+    }
+}
+
+/// Collects the values reachable from roots during marking.
+pub struct Tracer {
+    stack: Vec<u32>,
+    marks: Vec<u64>,
+}
+
+impl Tracer {
+    #[inline]
+    pub fn mark(&mut self, v: Value) {
+        if let Some(i) = v.heap_index() {
+            let (w, b) = ((i >> 6) as usize, i & 63);
+            if let Some(word) = self.marks.get_mut(w) {
+                if *word & (1 << b) == 0 {
+                    *word |= 1 << b;
+                    self.stack.push(i);
+                }
+            }
+        }
+    }
+    pub fn mark_all(&mut self, vs: &[Value]) {
+        for &v in vs {
+            self.mark(v);
+        }
+    }
+    fn is_marked(&self, i: u32) -> bool {
+        self.marks
+            .get((i >> 6) as usize)
+            .is_some_and(|w| w & (1 << (i & 63)) != 0)
+    }
+}
+
+/// Something that can enumerate GC roots.
+pub trait Roots {
+    fn trace_roots(&self, tracer: &mut Tracer);
+}
+
+/// Values kept alive by Rust-side owners (analysed code's constants, embedder
+/// handles). Dropping the [`RootHandle`] releases them at the next collection.
+#[derive(Default)]
+struct RootTable {
+    sets: hashbrown::HashMap<u64, Vec<Value>>,
+    next: u64,
+    released: Rc<RefCell<Vec<u64>>>,
+}
+
+/// Keeps a set of values alive until dropped.
+pub struct RootHandle {
+    id: u64,
+    released: Rc<RefCell<Vec<u64>>>,
+}
+
+impl Drop for RootHandle {
+    fn drop(&mut self) {
+        self.released.borrow_mut().push(self.id);
+    }
+}
+
+impl std::fmt::Debug for RootHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootHandle({})", self.id)
+    }
+}
+
+/// Statistics of the collector.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GcStats {
+    pub collections: u64,
+    pub live_after_last: usize,
+    pub freed_total: u64,
+}
+
+pub struct Heap {
+    objs: Vec<Obj>,
+    free_head: u32,
+    free_count: usize,
+    allocated_since_gc: usize,
+    next_gc: usize,
+    roots: RootTable,
+    pub stats: GcStats,
+}
+
+const NO_FREE: u32 = u32::MAX;
+const MIN_GC_INTERVAL: usize = 100_000;
+
+impl Default for Heap {
+    fn default() -> Self {
+        Heap::new()
+    }
+}
+
+impl Heap {
+    pub fn new() -> Heap {
+        Heap {
+            objs: Vec::with_capacity(1024),
+            free_head: NO_FREE,
+            free_count: 0,
+            allocated_since_gc: 0,
+            next_gc: MIN_GC_INTERVAL,
+            roots: RootTable::default(),
+            stats: GcStats::default(),
+        }
+    }
+
+    /// Allocate an object. Never collects: collection happens only in [`Heap::collect`].
+    pub fn alloc(&mut self, obj: Obj) -> Value {
+        self.allocated_since_gc += 1;
+        if self.free_head != NO_FREE {
+            let i = self.free_head;
+            let slot = &mut self.objs[i as usize];
+            if let Obj::Free(next) = *slot {
+                self.free_head = next;
+                self.free_count -= 1;
+                *slot = obj;
+                return Value::heap(i);
+            }
+        }
+        let i = self.objs.len() as u32;
+        self.objs.push(obj);
+        Value::heap(i)
+    }
+
+    /// True when enough has been allocated that the owner should collect at
+    /// its next safepoint.
+    #[inline]
+    pub fn wants_collection(&self) -> bool {
+        self.allocated_since_gc >= self.next_gc
+    }
+
+    /// Number of live (non-free) slots.
+    pub fn live_objects(&self) -> usize {
+        self.objs.len() - self.free_count
+    }
+
+    #[inline]
+    pub fn get(&self, v: Value) -> Option<&Obj> {
+        let i = v.heap_index()?;
+        match self.objs.get(i as usize) {
+            Some(Obj::Free(_)) | None => None,
+            Some(o) => Some(o),
+        }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, v: Value) -> Option<&mut Obj> {
+        let i = v.heap_index()?;
+        match self.objs.get_mut(i as usize) {
+            Some(Obj::Free(_)) | None => None,
+            Some(o) => Some(o),
+        }
+    }
+
+    /// Keep `values` alive until the returned handle is dropped.
+    pub fn root(&mut self, values: Vec<Value>) -> RootHandle {
+        let id = self.roots.next;
+        self.roots.next += 1;
+        self.roots.sets.insert(id, values);
+        RootHandle { id, released: self.roots.released.clone() }
+    }
+
+    /// Mark from `roots` (plus rooted sets) and free everything unreachable.
+    pub fn collect(&mut self, roots: &dyn Roots) {
+        let released: Vec<u64> = std::mem::take(&mut *self.roots.released.borrow_mut());
+        for id in released {
+            self.roots.sets.remove(&id);
+        }
+        let mut tracer = Tracer { stack: Vec::new(), marks: vec![0; self.objs.len().div_ceil(64)] };
+        roots.trace_roots(&mut tracer);
+        for set in self.roots.sets.values() {
+            tracer.mark_all(set);
+        }
+        while let Some(i) = tracer.stack.pop() {
+            trace_obj(&self.objs[i as usize], &mut tracer);
+        }
+        let mut freed = 0u64;
+        // Sweep from the top so the free list hands out low indices first.
+        for i in (0..self.objs.len()).rev() {
+            if matches!(self.objs[i], Obj::Free(_)) {
+                continue;
+            }
+            if !tracer.is_marked(i as u32) {
+                self.objs[i] = Obj::Free(self.free_head);
+                self.free_head = i as u32;
+                self.free_count += 1;
+                freed += 1;
+            }
+        }
+        // Trim trailing free slots so the arena can shrink after a burst.
+        self.rebuild_free_list_if_trailing();
+        let live = self.live_objects();
+        self.stats.collections += 1;
+        self.stats.freed_total += freed;
+        self.stats.live_after_last = live;
+        self.allocated_since_gc = 0;
+        self.next_gc = live.max(MIN_GC_INTERVAL);
+    }
+
+    fn rebuild_free_list_if_trailing(&mut self) {
+        let mut end = self.objs.len();
+        while end > 0 && matches!(self.objs[end - 1], Obj::Free(_)) {
+            end -= 1;
+        }
+        if end == self.objs.len() {
+            return;
+        }
+        self.objs.truncate(end);
+        self.free_head = NO_FREE;
+        self.free_count = 0;
+        for i in (0..end).rev() {
+            if matches!(self.objs[i], Obj::Free(_)) {
+                self.objs[i] = Obj::Free(self.free_head);
+                self.free_head = i as u32;
+                self.free_count += 1;
+            }
+        }
+        if self.objs.capacity() > 4 * end.max(1024) {
+            self.objs.shrink_to(2 * end.max(1024));
+        }
+    }
+}
+
+fn trace_obj(obj: &Obj, t: &mut Tracer) {
+    match obj {
+        Obj::Free(_) | Obj::Float(_) | Obj::Int(_) | Obj::Str(_) => {}
+        Obj::List(l) => {
+            let b = l.buf.borrow();
+            t.mark_all(&b[..(l.len as usize).min(b.len())]);
+        }
+        Obj::Dict(d) => {
+            for v in d.values() {
+                t.mark(*v);
+            }
+        }
+        Obj::Lambda(c) | Obj::Macro(c) => t.mark(c.env),
+        Obj::Env(e) => {
+            t.mark(e.parent);
+            t.mark_all(&e.slots);
+        }
+        Obj::Extern(e) => e.trace(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoRoots(Vec<Value>);
+    impl Roots for NoRoots {
+        fn trace_roots(&self, t: &mut Tracer) {
+            t.mark_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn cycles_are_reclaimed() {
+        let mut h = Heap::new();
+        for _ in 0..1000 {
+            // env -> closure -> env cycle
+            let env = h.alloc(Obj::Env(EnvObj { parent: Value::NIL, slots: vec![Value::NIL].into() }));
+            let code: Rc<dyn CodeObj> = Rc::new(());
+            let clo = h.alloc(Obj::Lambda(Closure { code, env }));
+            if let Some(Obj::Env(e)) = h.get_mut(env) {
+                e.slots[0] = clo;
+            }
+        }
+        let keep = h.alloc(Obj::Float(1.5));
+        h.collect(&NoRoots(vec![keep]));
+        assert_eq!(h.live_objects(), 1);
+        assert!(matches!(h.get(keep), Some(Obj::Float(f)) if *f == 1.5));
+    }
+
+    #[test]
+    fn rooted_sets_live_until_handle_dropped() {
+        let mut h = Heap::new();
+        let v = h.alloc(Obj::Float(2.0));
+        let handle = h.root(vec![v]);
+        h.collect(&NoRoots(vec![]));
+        assert!(h.get(v).is_some());
+        drop(handle);
+        h.collect(&NoRoots(vec![]));
+        assert!(h.get(v).is_none());
+    }
+
+    #[test]
+    fn shared_list_buffers_trace_only_their_prefix() {
+        let mut h = Heap::new();
+        let a = h.alloc(Obj::Float(1.0));
+        let b = h.alloc(Obj::Float(2.0));
+        let l = ListObj::from_vec(vec![a, b]);
+        let short = ListObj { buf: l.buf.clone(), len: 1 }; // (rest l) = (b)
+        let lv = h.alloc(Obj::List(short));
+        h.collect(&NoRoots(vec![lv]));
+        assert!(h.get(b).is_some());
+        assert!(h.get(a).is_none());
+    }
+}

@@ -1,0 +1,189 @@
+//! The façade an embedder depends on: [`Engine`] reads, evaluates and prints
+//! SX, and installs the standard prelude and the test-harness hooks.
+//!
+//! ```
+//! let mut engine = sx::Engine::new();
+//! assert_eq!(engine.eval_to_string("(+ 1 2)").unwrap(), "3");
+//! ```
+
+use std::path::Path;
+use std::rc::Rc;
+use sx_cek::analyze::{datum_to_form, SpanMap};
+use sx_cek::Machine;
+pub use sx_cek::EvalError;
+pub use sx_core::Value;
+pub use sx_syntax::{Diagnostic, Span};
+
+mod harness;
+pub use harness::TestOutcome;
+
+/// An error from [`Engine`] APIs: unreadable source, an uncaught SX error,
+/// or an I/O failure.
+#[derive(Debug, Clone)]
+pub enum SxError {
+    /// The reader rejected the source.
+    Parse { file: Rc<str>, diagnostic: Diagnostic },
+    /// An SX error nobody caught.
+    Eval(EvalError),
+    Io(String),
+}
+
+impl std::fmt::Display for SxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SxError::Parse { file, diagnostic } => {
+                write!(f, "{}:{}:{}: {}", file, diagnostic.span.line, diagnostic.span.col, diagnostic.message)
+            }
+            SxError::Eval(e) => write!(f, "{e}"),
+            SxError::Io(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for SxError {}
+
+impl SxError {
+    /// The message without location.
+    pub fn message(&self) -> String {
+        match self {
+            SxError::Parse { diagnostic, .. } => diagnostic.message.clone(),
+            SxError::Eval(e) => e.message.clone(),
+            SxError::Io(m) => m.clone(),
+        }
+    }
+}
+
+/// Options for a new [`Engine`].
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Continuation frames allowed before `Maximum recursion depth exceeded`.
+    pub max_depth: usize,
+    /// Install `defsuite`, `deftest` and the assertion helpers.
+    pub test_harness: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_depth: sx_cek::machine::DEFAULT_MAX_DEPTH, test_harness: true }
+    }
+}
+
+/// An SX interpreter instance. Not thread-safe (`!Send`): create one per thread.
+pub struct Engine {
+    m: Machine,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+const PRELUDE: &str = include_str!("prelude.sx");
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::with_options(EngineOptions::default())
+    }
+
+    pub fn with_options(opts: EngineOptions) -> Engine {
+        let mut m = Machine::new();
+        m.max_depth = opts.max_depth;
+        let mut e = Engine { m };
+        if let Err(err) = e.eval_str(PRELUDE, "<prelude>") {
+            // The prelude is part of the build; failing here is a bug.
+            panic!("SX prelude failed: {err}");
+        }
+        if opts.test_harness {
+            if let Err(err) = e.eval_str(harness::HARNESS, "<harness>") {
+                panic!("SX test harness failed: {err}");
+            }
+        }
+        e
+    }
+
+    /// The underlying machine, for advanced embedding.
+    pub fn machine(&mut self) -> &mut Machine {
+        &mut self.m
+    }
+
+    /// Evaluate every form of `src` in order; returns the last value.
+    pub fn eval_str(&mut self, src: &str, file: &str) -> Result<Value, SxError> {
+        let file: Rc<str> = Rc::from(file);
+        let forms = sx_syntax::parse(src).map_err(|d| SxError::Parse { file: file.clone(), diagnostic: d })?;
+        let mut last = Value::NIL;
+        for d in &forms {
+            let mut spans = SpanMap::new();
+            let form = datum_to_form(&mut self.m, d, &mut spans).map_err(|e| {
+                SxError::Eval(EvalError {
+                    message: match e {
+                        sx_core::Error::Msg(m) => m,
+                        sx_core::Error::Raise(v) => self.m.rt.error_message(v),
+                    },
+                    value: Value::NIL,
+                    file: Some(file.clone()),
+                    span: Some(d.span),
+                })
+            })?;
+            last = self.m.eval_toplevel(form, &file, &spans).map_err(SxError::Eval)?;
+            self.m.maybe_collect(&[last]);
+        }
+        Ok(last)
+    }
+
+    /// Evaluate and print the last value readably (section 4).
+    pub fn eval_to_string(&mut self, src: &str) -> Result<String, SxError> {
+        let v = self.eval_str(src, "<eval>")?;
+        Ok(self.inspect(v))
+    }
+
+    /// Run a file.
+    pub fn run_file(&mut self, path: &Path) -> Result<Value, SxError> {
+        let src = std::fs::read_to_string(path).map_err(|e| SxError::Io(format!("{}: {e}", path.display())))?;
+        self.eval_str(&src, &path.display().to_string())
+    }
+
+    /// The readable form of a value.
+    pub fn inspect(&self, v: Value) -> String {
+        sx_core::print::inspect(&self.m.rt, v)
+    }
+
+    /// The display form of a value (what `str` uses).
+    pub fn display(&self, v: Value) -> String {
+        sx_core::print::display(&self.m.rt, v)
+    }
+
+    /// Call a global function by name.
+    pub fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, SxError> {
+        let f = self.m.lookup_global(name).ok_or_else(|| {
+            SxError::Eval(EvalError { message: format!("Undefined symbol: {name}"), value: Value::NIL, file: None, span: None })
+        })?;
+        self.m.call_value(f, args).map_err(|e| {
+            let (message, value) = match e {
+                sx_core::Error::Msg(m) => (m, Value::NIL),
+                sx_core::Error::Raise(v) => (self.m.rt.error_message(v), v),
+            };
+            SxError::Eval(EvalError { message, value, file: None, span: None })
+        })
+    }
+
+    /// Redirect `print`/`display` output.
+    pub fn set_output(&mut self, out: Box<dyn std::io::Write>) {
+        self.m.rt.out = out;
+    }
+
+    /// Run a test file (`defsuite`/`deftest`) and return each test's outcome.
+    pub fn run_tests(&mut self, src: &str, file: &str) -> (Vec<TestOutcome>, Option<SxError>) {
+        harness::run_tests(self, src, file)
+    }
+
+    /// Live heap objects (for memory diagnostics).
+    pub fn live_objects(&self) -> usize {
+        self.m.rt.heap.live_objects()
+    }
+
+    /// Run a full garbage collection now.
+    pub fn collect_garbage(&mut self) {
+        self.m.collect_now();
+    }
+}

@@ -1,0 +1,670 @@
+//! `cargo xtask bench`: SX benchmarks per tier against the same algorithms in Python.
+//!
+//! Each `benches/NAME.sx` defines `(define (run) ...)` and is timed with
+//! `sx bench [--backend B --jit-threshold N] --iterations N --warmup W FILE`
+//! (tier `cek` = `--backend none`); `benches/python/NAME.py` is timed with
+//! `python3 benches/python/harness.py NAME N W`. Both print
+//! `{"times":[...],"result":"...",...}`. `closure-memory` takes an argument
+//! and is also run at n = 100 000 and n = 1 000 000 to check that peak RSS
+//! stays flat (ratio < 1.2).
+
+use crate::util::{build_release, display, output_with_timeout, release_exe, root};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Benchmarks whose `run` takes an argument, with the argument used for timing.
+const ARG_BENCHES: &[(&str, &str)] = &[("closure-memory", "100000")];
+const MEMORY_BENCH: &str = "closure-memory";
+const MEMORY_SMALL: &str = "100000";
+const MEMORY_LARGE: &str = "1000000";
+const MEMORY_MAX_RATIO: f64 = 1.2;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Only benchmarks whose name contains this string.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Timed iterations per benchmark.
+    #[arg(long, default_value_t = 5)]
+    pub iterations: u32,
+    /// Untimed warm-up iterations.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u32,
+    /// Skip the Python comparison.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Tiers, comma separated: `cek` (--backend none) or a backend name.
+    #[arg(long, value_delimiter = ',', default_value = "cek")]
+    pub tiers: Vec<String>,
+    /// --jit-threshold for non-cek tiers.
+    #[arg(long, default_value_t = 1)]
+    pub jit_threshold: u32,
+    /// Deadline for one benchmark process, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Use this sx binary instead of building target/release/sx.
+    #[arg(long, value_name = "PATH")]
+    pub sx: Option<PathBuf>,
+    /// Where to write bench.md and bench.json.
+    #[arg(long, default_value = "bench-results")]
+    pub out_dir: PathBuf,
+}
+
+/// One measured run (one benchmark on one tier or on Python).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    pub times: Vec<f64>,
+    pub result: Option<String>,
+    pub peak_rss_kb: Option<u64>,
+}
+
+impl Measurement {
+    pub fn median(&self) -> Option<f64> {
+        median(&self.times)
+    }
+}
+
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Parse the JSON object printed by `sx bench` or the Python harness: the
+/// last stdout line that is a JSON object with `times`.
+pub fn parse_measurement(stdout: &str) -> Result<Measurement> {
+    for line in stdout.lines().rev() {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let Some(times) = v.get("times").and_then(Value::as_array) else {
+            continue;
+        };
+        let times = times
+            .iter()
+            .map(|t| t.as_f64().context("a time is not a number"))
+            .collect::<Result<Vec<f64>>>()?;
+        let result = match v.get("result") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        let peak_rss_kb = v.get("peak_rss_kb").and_then(Value::as_u64);
+        return Ok(Measurement {
+            times,
+            result,
+            peak_rss_kb,
+        });
+    }
+    bail!("no JSON object with \"times\" in the output")
+}
+
+fn tier_args(tier: &str, jit_threshold: u32) -> Vec<String> {
+    if tier == "cek" {
+        vec!["--backend".into(), "none".into()]
+    } else {
+        vec![
+            "--backend".into(),
+            tier.into(),
+            "--jit-threshold".into(),
+            jit_threshold.to_string(),
+        ]
+    }
+}
+
+fn measure(mut cmd: Command, timeout: Duration) -> Result<Measurement> {
+    let shown = display(&cmd);
+    eprintln!("$ {shown}");
+    let out = output_with_timeout(&mut cmd, timeout)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("`{shown}` failed ({}): {}", out.status, tail.join(" | "));
+    }
+    parse_measurement(&stdout).with_context(|| format!("reading the output of `{shown}`"))
+}
+
+fn sx_bench(
+    sx: &Path,
+    file: &Path,
+    tier: &str,
+    args: &BenchArgs,
+    iterations: u32,
+    warmup: u32,
+    arg: Option<&str>,
+) -> Result<Measurement> {
+    let mut cmd = Command::new(sx);
+    cmd.current_dir(root())
+        .arg("bench")
+        .args(tier_args(tier, args.jit_threshold))
+        .arg("--iterations")
+        .arg(iterations.to_string())
+        .arg("--warmup")
+        .arg(warmup.to_string());
+    if let Some(a) = arg {
+        cmd.arg("--arg").arg(a);
+    }
+    cmd.arg(file);
+    measure(cmd, Duration::from_secs(args.timeout))
+}
+
+fn python_bench(
+    python: &str,
+    name: &str,
+    args: &BenchArgs,
+    arg: Option<&str>,
+) -> Result<Measurement> {
+    let mut cmd = Command::new(python);
+    cmd.current_dir(root())
+        .arg(Path::new("benches").join("python").join("harness.py"))
+        .arg(name)
+        .arg(args.iterations.to_string())
+        .arg(args.warmup.to_string());
+    if let Some(a) = arg {
+        cmd.arg(a);
+    }
+    measure(cmd, Duration::from_secs(args.timeout))
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 0.001 {
+        format!("{s:.6}")
+    } else if s < 10.0 {
+        format!("{s:.4}")
+    } else {
+        format!("{s:.2}")
+    }
+}
+
+/// A measurement or why there is none.
+pub type Outcome = Result<Measurement, String>;
+/// Peak RSS in KB at the small and the large n, or why there is none.
+pub type RssPair = Result<(u64, u64), String>;
+/// One benchmark: name, one outcome per tier, the Python outcome.
+pub type BenchRow = (String, Vec<Outcome>, Option<Outcome>);
+
+/// The result of all measurements, ready for rendering.
+#[derive(Debug, Default)]
+pub struct BenchReport {
+    pub tiers: Vec<String>,
+    pub python: bool,
+    /// (benchmark, per tier, python)
+    pub rows: Vec<BenchRow>,
+    /// per tier: (rss small, rss large) or an error
+    pub memory: Vec<(String, RssPair)>,
+    pub notes: Vec<String>,
+    pub iterations: u32,
+    pub warmup: u32,
+}
+
+impl BenchReport {
+    fn memory_ok(&self) -> bool {
+        self.memory.iter().all(|(_, r)| match r {
+            Ok((small, large)) => ratio(*small, *large).is_some_and(|r| r < MEMORY_MAX_RATIO),
+            Err(_) => false,
+        })
+    }
+
+    fn all_ran(&self) -> bool {
+        self.rows
+            .iter()
+            .all(|(_, tiers, _)| tiers.iter().all(Result::is_ok))
+    }
+}
+
+fn ratio(small: u64, large: u64) -> Option<f64> {
+    (small > 0).then(|| large as f64 / small as f64)
+}
+
+/// Markdown rendering of the report.
+pub fn render_markdown(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# SX benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Median wall-clock seconds of {} timed iterations after {} warm-up iteration(s); \
+         ratio = tier median / Python median (lower is better).\n",
+        r.iterations, r.warmup
+    );
+    let mut header = vec!["benchmark".to_string()];
+    header.extend(r.tiers.iter().cloned());
+    if r.python {
+        header.push("python".into());
+        header.extend(r.tiers.iter().map(|t| format!("{t}/python")));
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let aligns: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+        .collect();
+    let _ = writeln!(out, "|{}|", aligns.join("|"));
+    for (name, tiers, py) in &r.rows {
+        let mut row = vec![name.clone()];
+        let cell = |m: &Result<Measurement, String>| match m {
+            Ok(m) => m.median().map(fmt_secs).unwrap_or_else(|| "-".into()),
+            Err(_) => "error".into(),
+        };
+        row.extend(tiers.iter().map(cell));
+        if r.python {
+            let py_median = match py {
+                Some(Ok(m)) => m.median(),
+                _ => None,
+            };
+            row.push(match py {
+                Some(m) => cell(m),
+                None => "-".into(),
+            });
+            for t in tiers {
+                let tier_median = t.as_ref().ok().and_then(Measurement::median);
+                row.push(match (tier_median, py_median) {
+                    (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+                    _ => "-".into(),
+                });
+            }
+        }
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    if !r.memory.is_empty() {
+        let _ = writeln!(out, "\n## {MEMORY_BENCH}: peak RSS\n");
+        let _ = writeln!(
+            out,
+            "`sx bench --iterations 1 --warmup 0 --arg N benches/{MEMORY_BENCH}.sx`; \
+             the ratio must stay below {MEMORY_MAX_RATIO} (memory must not grow with the number of dead closures).\n"
+        );
+        let _ = writeln!(
+            out,
+            "| tier | peak RSS n={MEMORY_SMALL} (KB) | peak RSS n={MEMORY_LARGE} (KB) | ratio | ok |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---|");
+        for (tier, m) in &r.memory {
+            match m {
+                Ok((small, large)) => {
+                    let rt = ratio(*small, *large);
+                    let ok = rt.is_some_and(|x| x < MEMORY_MAX_RATIO);
+                    let _ = writeln!(
+                        out,
+                        "| {tier} | {small} | {large} | {} | {} |",
+                        rt.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into()),
+                        if ok { "yes" } else { "**NO**" }
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "| {tier} | error | error | - | **NO** ({e}) |");
+                }
+            }
+        }
+    }
+    let errors: Vec<String> = r
+        .rows
+        .iter()
+        .flat_map(|(name, tiers, py)| {
+            let mut v: Vec<String> = r
+                .tiers
+                .iter()
+                .zip(tiers)
+                .filter_map(|(t, m)| m.as_ref().err().map(|e| format!("{name} [{t}]: {e}")))
+                .collect();
+            if let Some(Err(e)) = py {
+                v.push(format!("{name} [python]: {e}"));
+            }
+            v
+        })
+        .collect();
+    if !r.notes.is_empty() || !errors.is_empty() {
+        let _ = writeln!(out, "\n## Notes\n");
+        for n in r.notes.iter().chain(errors.iter()) {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+fn measurement_json(m: &Result<Measurement, String>) -> Value {
+    match m {
+        Ok(m) => {
+            let mut o = Map::new();
+            o.insert("median_s".into(), json!(m.median()));
+            o.insert("times".into(), json!(m.times));
+            o.insert("result".into(), json!(m.result));
+            if let Some(rss) = m.peak_rss_kb {
+                o.insert("peak_rss_kb".into(), json!(rss));
+            }
+            Value::Object(o)
+        }
+        Err(e) => json!({ "error": e }),
+    }
+}
+
+/// JSON rendering: `{"benchmarks":{"fib":{"cek":{"median_s":..},"python":{"median_s":..}}}, ...}`.
+pub fn render_json(r: &BenchReport) -> Value {
+    let mut benches = Map::new();
+    for (name, tiers, py) in &r.rows {
+        let mut b = Map::new();
+        for (t, m) in r.tiers.iter().zip(tiers) {
+            b.insert(t.clone(), measurement_json(m));
+        }
+        if let Some(m) = py {
+            b.insert("python".into(), measurement_json(m));
+        }
+        benches.insert(name.clone(), Value::Object(b));
+    }
+    let mut memory = Map::new();
+    for (tier, m) in &r.memory {
+        memory.insert(
+            tier.clone(),
+            match m {
+                Ok((small, large)) => {
+                    let rt = ratio(*small, *large);
+                    json!({
+                        "peak_rss_kb": { MEMORY_SMALL: small, MEMORY_LARGE: large },
+                        "ratio": rt,
+                        "max_ratio": MEMORY_MAX_RATIO,
+                        "ok": rt.is_some_and(|x| x < MEMORY_MAX_RATIO),
+                    })
+                }
+                Err(e) => json!({ "error": e, "ok": false }),
+            },
+        );
+    }
+    json!({
+        "iterations": r.iterations,
+        "warmup": r.warmup,
+        "tiers": r.tiers,
+        "python": r.python,
+        "benchmarks": benches,
+        "closure_memory": memory,
+        "notes": r.notes,
+    })
+}
+
+/// Names of `benches/*.sx`, sorted, filtered.
+fn list_benches(dir: &Path, filter: Option<&str>) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".sx") {
+            if filter.is_none_or(|f| stem.contains(f)) {
+                names.push(stem.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn python_available() -> Result<String, String> {
+    match Command::new("python3").arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        Ok(o) => Err(format!("python3 --version exited with {}", o.status)),
+        Err(e) => Err(format!("python3 not found: {e}")),
+    }
+}
+
+pub fn bench(args: &BenchArgs) -> Result<bool> {
+    if args.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let tiers: Vec<String> = args
+        .tiers
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tiers.is_empty() {
+        bail!("--tiers names no tier");
+    }
+    let dir = root().join("benches");
+    let names = list_benches(&dir, args.filter.as_deref())?;
+    if names.is_empty() {
+        bail!("no benchmark in {} matches", dir.display());
+    }
+    let sx = match &args.sx {
+        Some(p) => {
+            std::fs::canonicalize(p).with_context(|| format!("sx binary {}", p.display()))?
+        }
+        None => {
+            build_release(&["sx-cli"])?;
+            release_exe("sx")
+        }
+    };
+
+    let mut report = BenchReport {
+        tiers: tiers.clone(),
+        iterations: args.iterations,
+        warmup: args.warmup,
+        ..BenchReport::default()
+    };
+    let python = if args.no_python {
+        report
+            .notes
+            .push("Python comparison skipped (--no-python).".into());
+        None
+    } else {
+        match python_available() {
+            Ok(v) => {
+                report.notes.push(format!("Python: {v}."));
+                Some("python3")
+            }
+            Err(why) => {
+                eprintln!("note: {why}; Python columns skipped");
+                report.notes.push(format!("Python columns skipped: {why}."));
+                None
+            }
+        }
+    };
+    report.python = python.is_some();
+
+    for name in &names {
+        let file = Path::new("benches").join(format!("{name}.sx"));
+        let arg = ARG_BENCHES.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
+        let per_tier: Vec<Result<Measurement, String>> = tiers
+            .iter()
+            .map(|t| {
+                sx_bench(&sx, &file, t, args, args.iterations, args.warmup, arg)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .collect();
+        let py = python.and_then(|p| {
+            let script = dir.join("python").join(format!("{name}.py"));
+            if script.exists() {
+                Some(python_bench(p, name, args, arg).map_err(|e| format!("{e:#}")))
+            } else {
+                report
+                    .notes
+                    .push(format!("{name}: no benches/python/{name}.py"));
+                None
+            }
+        });
+        // All implementations must compute the same thing.
+        let mut results: Vec<(String, String)> = tiers
+            .iter()
+            .zip(&per_tier)
+            .filter_map(|(t, m)| {
+                m.as_ref()
+                    .ok()
+                    .and_then(|m| m.result.clone())
+                    .map(|r| (t.clone(), r))
+            })
+            .collect();
+        if let Some(Ok(Measurement {
+            result: Some(r), ..
+        })) = &py
+        {
+            results.push(("python".into(), r.clone()));
+        }
+        if results.windows(2).any(|w| w[0].1 != w[1].1) {
+            let shown: Vec<String> = results.iter().map(|(t, r)| format!("{t}={r}")).collect();
+            report
+                .notes
+                .push(format!("{name}: results differ: {}", shown.join(", ")));
+        }
+        report.rows.push((name.clone(), per_tier, py));
+
+        if name == MEMORY_BENCH {
+            for t in &tiers {
+                let run = |n: &str| -> Result<u64> {
+                    let m = sx_bench(&sx, &file, t, args, 1, 0, Some(n))?;
+                    m.peak_rss_kb.context("sx bench printed no peak_rss_kb")
+                };
+                let r = run(MEMORY_SMALL)
+                    .and_then(|small| run(MEMORY_LARGE).map(|large| (small, large)))
+                    .map_err(|e| format!("{e:#}"));
+                report.memory.push((t.clone(), r));
+            }
+        }
+    }
+
+    let md = render_markdown(&report);
+    println!("\n{md}");
+    let out_dir = if args.out_dir.is_absolute() {
+        args.out_dir.clone()
+    } else {
+        root().join(&args.out_dir)
+    };
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    std::fs::write(out_dir.join("bench.md"), &md)
+        .with_context(|| format!("writing {}", out_dir.join("bench.md").display()))?;
+    let json_text = serde_json::to_string_pretty(&render_json(&report))?;
+    std::fs::write(out_dir.join("bench.json"), json_text + "\n")
+        .with_context(|| format!("writing {}", out_dir.join("bench.json").display()))?;
+    eprintln!("wrote {}/bench.md and bench.json", out_dir.display());
+
+    let mut ok = true;
+    if !report.all_ran() {
+        eprintln!("bench: some SX benchmarks failed (see Notes)");
+        ok = false;
+    }
+    if !report.memory_ok() {
+        eprintln!("bench: {MEMORY_BENCH} peak RSS grew by {MEMORY_MAX_RATIO}x or more (or could not be measured)");
+        ok = false;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(times: &[f64], result: &str) -> Measurement {
+        Measurement {
+            times: times.to_vec(),
+            result: Some(result.into()),
+            peak_rss_kb: None,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN, 1.0]), Some(1.0));
+    }
+
+    #[test]
+    fn parses_bench_output() -> Result<()> {
+        let out =
+            "loading...\n{\"times\":[0.5,0.25,1],\"result\":\"832040\",\"peak_rss_kb\":12345}\n";
+        let m = parse_measurement(out)?;
+        assert_eq!(m.times, vec![0.5, 0.25, 1.0]);
+        assert_eq!(m.result.as_deref(), Some("832040"));
+        assert_eq!(m.peak_rss_kb, Some(12345));
+        assert_eq!(m.median(), Some(0.5));
+        // python harness: result may be a number
+        let m = parse_measurement("{\"times\":[1.0],\"result\":92}")?;
+        assert_eq!(m.result.as_deref(), Some("92"));
+        assert!(parse_measurement("nothing here").is_err());
+        assert!(parse_measurement("{\"times\":[\"x\"]}").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn renders_tables() {
+        let report = BenchReport {
+            tiers: vec!["cek".into(), "cranelift".into()],
+            python: true,
+            rows: vec![
+                (
+                    "fib".into(),
+                    vec![Ok(m(&[2.0, 4.0, 3.0], "832040")), Ok(m(&[0.5], "832040"))],
+                    Some(Ok(m(&[1.0], "832040"))),
+                ),
+                (
+                    "tak".into(),
+                    vec![Ok(m(&[1.0], "7")), Err("boom".into())],
+                    None,
+                ),
+            ],
+            memory: vec![
+                ("cek".into(), Ok((1000, 1100))),
+                ("cranelift".into(), Ok((1000, 2000))),
+            ],
+            notes: vec!["a note".into()],
+            iterations: 3,
+            warmup: 1,
+        };
+        let md = render_markdown(&report);
+        assert!(
+            md.contains("| benchmark | cek | cranelift | python | cek/python | cranelift/python |")
+        );
+        assert!(md.contains("| fib | 3.0000 | 0.5000 | 1.0000 | 3.00x | 0.50x |"));
+        assert!(md.contains("| tak | 1.0000 | error | - | - | - |"));
+        assert!(md.contains("| cek | 1000 | 1100 | 1.100 | yes |"));
+        assert!(md.contains("| cranelift | 1000 | 2000 | 2.000 | **NO** |"));
+        assert!(md.contains("- tak [cranelift]: boom"));
+        assert!(!report.memory_ok());
+        assert!(!report.all_ran());
+
+        let j = render_json(&report);
+        assert_eq!(j["benchmarks"]["fib"]["cek"]["median_s"], 3.0);
+        assert_eq!(j["benchmarks"]["fib"]["python"]["median_s"], 1.0);
+        assert_eq!(j["benchmarks"]["tak"]["cranelift"]["error"], "boom");
+        assert_eq!(j["closure_memory"]["cek"]["ok"], true);
+        assert_eq!(j["closure_memory"]["cranelift"]["ok"], false);
+        assert_eq!(j["closure_memory"]["cek"]["peak_rss_kb"]["1000000"], 1100);
+    }
+
+    #[test]
+    fn tier_arguments() {
+        assert_eq!(tier_args("cek", 1), vec!["--backend", "none"]);
+        assert_eq!(
+            tier_args("llvm", 2),
+            vec!["--backend", "llvm", "--jit-threshold", "2"]
+        );
+    }
+
+    #[test]
+    fn every_bench_has_a_python_twin() -> Result<()> {
+        let dir = root().join("benches");
+        let names = list_benches(&dir, None)?;
+        assert!(names.len() >= 8, "{names:?}");
+        for n in &names {
+            assert!(
+                dir.join("python").join(format!("{n}.py")).exists(),
+                "{n}.py missing"
+            );
+        }
+        Ok(())
+    }
+}
