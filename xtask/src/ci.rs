@@ -5,11 +5,19 @@ use anyhow::Result;
 use std::process::Command;
 
 /// Build `sx` and the runner, then run the suite with the given runner arguments.
+/// With `--sx PATH` among the arguments, that binary is tested and sx-cli is not built
+/// (nor for `--help`).
 pub fn conformance(args: &[String]) -> Result<bool> {
-    build_release(&["sx-cli", "sx-conformance"])?;
+    let own_sx = args.iter().any(|a| a == "--sx" || a.starts_with("--sx="));
+    let help = args.iter().any(|a| a == "--help" || a == "-h");
+    if own_sx || help {
+        build_release(&["sx-conformance"])?;
+    } else {
+        build_release(&["sx-cli", "sx-conformance"])?;
+    }
     let mut cmd = Command::new(release_exe("sx-conformance"));
     cmd.current_dir(root());
-    if !args.iter().any(|a| a == "--sx" || a.starts_with("--sx=")) {
+    if !own_sx && !help {
         cmd.arg("--sx").arg(release_exe("sx"));
     }
     cmd.args(args);

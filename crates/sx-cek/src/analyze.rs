@@ -1350,13 +1350,15 @@ impl<'m> Analyzer<'m> {
             let idx = Value::fixnum(i as i64).unwrap_or(Value::NIL);
             if let Some(&acc) = spec.get(1) {
                 let ps = rt.list(vec![v]);
-                let call = rt.list(vec![get_s, args[0], v, idx]);
+                let acc_name = rt.str(&sx_core::print::display(rt, acc));
+                let call = rt.list(vec![get_s, args[0], v, idx, acc_name]);
                 let lam = rt.list(vec![fn_s, ps, call]);
                 forms.push(rt.list(vec![define_s, acc, lam]));
             }
             if let Some(&m) = spec.get(2) {
                 let ps = rt.list(vec![v, x]);
-                let call = rt.list(vec![set_s, args[0], v, idx, x]);
+                let m_name = rt.str(&sx_core::print::display(rt, m));
+                let call = rt.list(vec![set_s, args[0], v, idx, x, m_name]);
                 let lam = rt.list(vec![fn_s, ps, call]);
                 forms.push(rt.list(vec![define_s, m, lam]));
             }
@@ -1407,7 +1409,7 @@ impl<'m> Analyzer<'m> {
             return Err(err_at(self.span, "implement: expected protocol name and type"));
         }
         let pname = self.m.rt.str(&sx_core::print::display(&self.m.rt, args[0]));
-        let traw = sx_core::print::display(&self.m.rt, args[1]);
+        let traw = if self.m.rt.as_str(args[1]).is_some() { sx_core::print::display(&self.m.rt, args[1]) } else { sx_core::print::inspect(&self.m.rt, args[1]) };
         let tname = self.m.rt.str(traw.trim_start_matches('<').trim_end_matches('>'));
         let (fn_s, begin_s) = (self.sym("%fn"), self.sym("%begin"));
         let reg = self.sym("%protocol-implement!");

@@ -146,8 +146,8 @@ pub(crate) fn native_extras() -> Vec<PrimDef> {
         PrimDef { name: "%record-type", min: 3, max: Some(3), pure: false, f: p_record_type },
         PrimDef { name: "%record-new", min: 1, max: None, pure: false, f: p_record_new },
         PrimDef { name: "%record-is?", min: 2, max: Some(2), pure: true, f: |rt, a| Ok(Value::bool(record_of(rt, a[0], a[1]).is_some())) },
-        PrimDef { name: "%record-get", min: 3, max: Some(3), pure: true, f: p_record_get },
-        PrimDef { name: "%record-set!", min: 4, max: Some(4), pure: false, f: p_record_set },
+        PrimDef { name: "%record-get", min: 4, max: Some(4), pure: true, f: p_record_get },
+        PrimDef { name: "%record-set!", min: 5, max: Some(5), pure: false, f: p_record_set },
         PrimDef { name: "record?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(record_parts(rt, a[0]).is_some())) },
         PrimDef { name: "lambda?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Lambda(_))))) },
         PrimDef { name: "macro?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Macro(_))))) },
@@ -178,7 +178,8 @@ fn p_record_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
         Some(r) => Ok(r.fields.get(i).copied().unwrap_or(Value::NIL)),
         None => {
             let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
-            Err(Error::Msg(format!("{want} accessor: expected {want}, got {}", rt.type_name(a[1]))))
+            let name = sx_core::print::display(rt, a[3]);
+            Err(Error::Msg(format!("{name}: expected {want}, got {}", rt.type_name(a[1]))))
         }
     }
 }
@@ -187,7 +188,8 @@ fn p_record_set(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let i = rt.expect_int("%record-set!", a[2])? as usize;
     if record_of(rt, a[0], a[1]).is_none() {
         let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
-        return Err(Error::Msg(format!("{want} modifier: expected {want}, got {}", rt.type_name(a[1]))));
+        let name = sx_core::print::display(rt, a[4]);
+        return Err(Error::Msg(format!("{name}: expected {want}, got {}", rt.type_name(a[1]))));
     }
     if let Some(Obj::Extern(e)) = rt.heap.get_mut(a[1]) {
         if let Some(r) = e.as_any_mut().downcast_mut::<Record>() {

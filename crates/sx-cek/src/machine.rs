@@ -814,15 +814,16 @@ impl Machine {
                 Ok(Ctl::Eval(items[next]))
             }
             Node::SetLocal { depth, slot, define, .. } => {
+                let _ = define;
                 self.set_local(*env, *depth, *slot, v);
-                Ok(Ctl::Ret(if *define { v } else { Value::NIL }))
+                Ok(Ctl::Ret(v))
             }
             Node::SetGlobal { sym, define, .. } => {
                 if !*define && self.global(*sym) == Value::UNBOUND {
                     return Err(self.undefined(*sym));
                 }
                 self.set_global(*sym, v);
-                Ok(Ctl::Ret(if *define { v } else { Value::NIL }))
+                Ok(Ctl::Ret(v))
             }
             Node::Call { head, args, .. } => {
                 self.vals.push(v);
@@ -1028,6 +1029,9 @@ impl Machine {
                 true
             }
             Pat::Dict(entries) => {
+                if self.rt.as_dict(v).is_none() {
+                    return false;
+                }
                 for (k, p) in entries {
                     let x = match self.rt.as_dict(v) {
                         Some(d) => d.get(k).copied(),
@@ -1174,12 +1178,29 @@ impl Machine {
             e.vbase -= vstart as u32;
         }
         let vals = self.vals[vstart..].to_vec();
+        let afters: Vec<Value> = if delimited {
+            entries.iter().rev().filter_map(|e| if let Frame::Wind { after, .. } = e.frame { Some(after) } else { None }).collect()
+        } else {
+            vec![]
+        };
         if delimited {
             self.entries.truncate(start);
             self.vals.truncate(vstart);
         }
         let k = ContinuationObj { entries, vals, delimited };
-        Ok(self.rt.heap.alloc(Obj::Extern(Box::new(k))))
+        let kv = self.rt.heap.alloc(Obj::Extern(Box::new(k)));
+        if !afters.is_empty() {
+            // `shift` leaves the dynamic extent of winds it captured.
+            self.analysis_roots.push(kv);
+            for a in afters {
+                if let Err(e) = self.call_value(a, &[]) {
+                    self.analysis_roots.pop();
+                    return Err(e);
+                }
+            }
+            self.analysis_roots.pop();
+        }
+        Ok(kv)
     }
 
     fn invoke_continuation(&mut self, k: Value, v: Value) -> Result<Ctl> {
@@ -1191,6 +1212,21 @@ impl Machine {
             _ => return Err(Error::msg("internal: not a continuation")),
         };
         if delimited {
+            let befores: Vec<Value> = entries.iter().filter_map(|e| if let Frame::Wind { before, .. } = e.frame { Some(before) } else { None }).collect();
+            if !befores.is_empty() {
+                self.analysis_roots.push(k);
+                self.analysis_roots.push(v);
+                let mut r = Ok(Value::NIL);
+                for b in befores {
+                    r = self.call_value(b, &[]);
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                self.analysis_roots.pop();
+                self.analysis_roots.pop();
+                r?;
+            }
             self.push_frame(Frame::Reset);
         } else {
             // Escape: unwind to the barrier of this run, running `after`

@@ -145,8 +145,8 @@ pub fn run_suite(opts: &RunOptions, files: &[TestFile]) -> RunReport {
 
     let mut builders: Vec<TierBuilder> = opts.tiers.iter().map(|_| TierBuilder::new()).collect();
     for (job, out) in jobs.iter().zip(outcomes) {
-        // Every job sends exactly one outcome; a missing one would mean a
-        // worker panicked, which is reported as a crash of that batch.
+        // Every job sends exactly one outcome (a worker panic would have
+        // propagated out of the scope above); this is only defensive.
         let out = out.unwrap_or_else(|| BatchOutcome {
             files: job
                 .files

@@ -6,6 +6,7 @@
 //! heap references are indices, so every backend can hold them.
 
 pub mod convert;
+pub mod dates;
 pub mod error;
 pub mod heap;
 pub mod num;

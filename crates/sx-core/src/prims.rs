@@ -81,7 +81,7 @@ prims! {
     ">" [1, V, true] => |rt, a| compare_chain(rt, ">", a, |o| o == std::cmp::Ordering::Greater);
     "<=" [1, V, true] => |rt, a| compare_chain(rt, "<=", a, |o| o != std::cmp::Ordering::Greater);
     ">=" [1, V, true] => |rt, a| compare_chain(rt, ">=", a, |o| o != std::cmp::Ordering::Less);
-    "eq?" [2, n(2), true] => |_rt, a| Ok(Value::bool(a[0] == a[1]));
+    "eq?" [2, n(2), true] => |rt, a| Ok(Value::bool(a[0] == a[1] || matches!((rt.num(a[0]), rt.num(a[1])), (Some(x), Some(y)) if x == y)));
     "eqv?" [2, n(2), true] => |rt, a| Ok(Value::bool(eqv(rt, a[0], a[1])));
     "equal?" [2, n(2), true] => |rt, a| Ok(Value::bool(values_equal(rt, a[0], a[1])));
     "not" [1, n(1), true] => |_rt, a| Ok(Value::bool(!a[0].truthy()));
@@ -170,7 +170,7 @@ prims! {
     "keys" [1, n(1), true] => |rt, a| { let d = expect_dict(rt, "keys", a[0])?; let ks: Vec<Rc<str>> = d.keys().cloned().collect(); let vs: Vec<Value> = ks.into_iter().map(|k| rt.str_rc(k)).collect(); Ok(rt.list(vs)) };
     "vals" [1, n(1), true] => |rt, a| { let d = expect_dict(rt, "vals", a[0])?; let vs: Vec<Value> = d.values().copied().collect(); Ok(rt.list(vs)) };
     "has-key?" [2, n(2), true] => |rt, a| { let k = rt.dict_key(a[1]); let d = expect_dict(rt, "has-key?", a[0])?; Ok(Value::bool(d.contains_key(&k))) };
-    "dict-set!" [3, n(3), false] => |rt, a| { let k = rt.dict_key(a[1]); match rt.as_dict_mut(a[0]) { Some(d) => { d.insert(k, a[2]); Ok(a[2]) } None => Err(type_error("dict-set!", "dict", rt.type_name(a[0]))) } };
+    "dict-set!" [3, n(3), false] => |rt, a| { let k = rt.dict_key(a[1]); match rt.as_dict_mut(a[0]) { Some(d) => { d.insert(k, a[2]); Ok(a[0]) } None => Err(type_error("dict-set!", "dict", rt.type_name(a[0]))) } };
     "dict-delete!" [2, n(2), false] => |rt, a| { let k = rt.dict_key(a[1]); match rt.as_dict_mut(a[0]) { Some(d) => { d.shift_remove(&k); Ok(Value::NIL) } None => Err(type_error("dict-delete!", "dict", rt.type_name(a[0]))) } };
     "assoc" [1, V, true] => p_assoc;
     "dissoc" [1, V, true] => |rt, a| { let mut d = expect_dict(rt, "dissoc", a[0])?.clone(); for k in &a[1..] { let k = rt.dict_key(*k); d.shift_remove(&k); } Ok(rt.dict(d)) };
@@ -179,6 +179,8 @@ prims! {
     // json, dates, randomness, output
     "json-encode" [1, n(1), true] => |rt, a| { let mut s = String::new(); json_encode(rt, a[0], &mut s, 0)?; Ok(rt.string(s)) };
     "random-int" [1, n(2), false] => p_random_int;
+    "parse-datetime" [1, n(1), true] => crate::dates::p_parse_datetime;
+    "format-date" [2, n(2), true] => crate::dates::p_format_date;
     "print" [0, V, false] => |rt, a| { let s: Vec<String> = a.iter().map(|v| display(rt, *v)).collect(); let line = s.join(" "); let _ = writeln!(rt.out, "{line}"); Ok(Value::NIL) };
     "println" [0, V, false] => |rt, a| { let s: Vec<String> = a.iter().map(|v| display(rt, *v)).collect(); let line = s.join(" "); let _ = writeln!(rt.out, "{line}"); Ok(Value::NIL) };
     "display" [1, n(1), false] => |rt, a| { let s = display(rt, a[0]); let _ = write!(rt.out, "{s}"); Ok(Value::NIL) };
@@ -301,7 +303,8 @@ pub fn values_equal(rt: &Rt, a: Value, b: Value) -> bool {
 
 fn values_equal_depth(rt: &Rt, a: Value, b: Value, depth: usize) -> bool {
     if a == b {
-        return true;
+        // The same boxed NaN is still not equal to itself.
+        return !matches!(rt.heap.get(a), Some(Obj::Float(f)) if f.is_nan());
     }
     if depth > 10_000 {
         return false;
@@ -577,7 +580,7 @@ fn p_sort(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 
 fn p_dict(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     if a.len() % 2 != 0 {
-        return Err(Error::msg("dict: expected an even number of arguments"));
+        return Err(Error::Msg(format!("dict: expected an even number of arguments, got {}", a.len())));
     }
     let mut d = DictMap::default();
     for kv in a.chunks(2) {
@@ -741,6 +744,16 @@ fn p_index_of(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 /// JS `parseInt`: leading whitespace, optional sign, digits of the radix
 /// (0x prefix for 16 when no radix given); no digits → nil.
 fn p_parse_int(rt: &mut Rt, a: &[Value]) -> Result<Value> {
+    let default = a.get(1).copied().unwrap_or(Value::NIL);
+    if a[0].is_nil() {
+        return Ok(default);
+    }
+    let r = parse_int_js(rt, a[0])?;
+    Ok(if r.is_nil() { default } else { r })
+}
+
+fn parse_int_js(rt: &mut Rt, v: Value) -> Result<Value> {
+    let a = [v];
     if let Some(Num::Int(i)) = rt.num(a[0]) {
         return Ok(rt.int(i));
     }
@@ -748,16 +761,13 @@ fn p_parse_int(rt: &mut Rt, a: &[Value]) -> Result<Value> {
         return Ok(rt.num_value(num::float_to_int(f.trunc())));
     }
     let s = rt.expect_str("parse-int", a[0])?;
-    let mut radix = match a.get(1) {
-        Some(v) => rt.expect_int("parse-int", *v)? as u32,
-        None => 10,
-    };
+    let mut radix = 10;
     let t = s.trim_start();
     let (neg, mut t) = match t.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    if (a.len() < 2 || radix == 16) && (t.starts_with("0x") || t.starts_with("0X")) {
+    if t.starts_with("0x") || t.starts_with("0X") {
         t = &t[2..];
         radix = 16;
     }
@@ -916,13 +926,7 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
     if let Some(n) = rt.num(v) {
         match n {
             Num::Int(i) => out.push_str(&i.to_string()),
-            Num::Float(f) if f.is_finite() => {
-                if f.fract() == 0.0 && f.abs() < 1e16 {
-                    out.push_str(&format!("{}", f as i64));
-                } else {
-                    out.push_str(&format!("{f}"));
-                }
-            }
+            Num::Float(f) if f.is_finite() => out.push_str(&crate::print::format_float(f)),
             Num::Float(_) => out.push_str("null"),
         }
         return Ok(());
