@@ -6,7 +6,7 @@
 //! Desugarings use `%`-prefixed aliases of the core forms so that user
 //! bindings cannot capture them.
 
-use crate::code::{Code, Node, NodeId, Params, Pat};
+use crate::code::{BinOp, Code, Node, NodeId, Params, Pat};
 use crate::machine::Machine;
 use hashbrown::HashMap;
 use std::cell::RefCell;
@@ -336,7 +336,7 @@ impl<'m> Analyzer<'m> {
             // `()` evaluates to a fresh empty list.
             let list_sym = self.m.list_prim_sym;
             let head = self.push(Node::Global { sym: list_sym });
-            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, pure: false, form, scope: None }));
+            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, pure: false, op: None, form, scope: None }));
         }
         let head = items[0];
         if let Some(sf) = self.special(head) {
@@ -387,10 +387,14 @@ impl<'m> Analyzer<'m> {
             }
         }
         let direct = prim.is_some() && all_simple;
+        let op = match prim {
+            Some((p, _)) if args.len() == 2 => BinOp::from_name(self.m.prim_name(p)),
+            _ => None,
+        };
         if form.is_heap() {
             self.consts.push(form);
         }
-        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, pure, form, scope }))
+        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, pure, op, form, scope }))
     }
 
     fn body(&mut self, forms: &[Value]) -> Result<NodeId> {
@@ -864,7 +868,7 @@ impl<'m> Analyzer<'m> {
                 let set = a.push(Node::SetLocal { depth: 0, slot: 0, value: lam, define: true });
                 let head = a.push(Node::Local { depth: 0, slot: 0 });
                 let args: Vec<NodeId> = (0..n).map(|i| a.push(Node::Local { depth: 1, slot: i as u16 })).collect();
-                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, pure: false, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, pure: false, op: None, form: Value::NIL, scope: None });
                 let seq = a.push(Node::Seq(Box::new([set, call])));
                 Ok((seq, 0))
             })?;
@@ -985,7 +989,7 @@ impl<'m> Analyzer<'m> {
                 let tv = a.push(Node::Local { depth: 0, slot: 0 });
                 let fnode = a.analyze(f)?;
                 let tv2 = a.push(Node::Local { depth: 0, slot: 0 });
-                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, pure: false, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, pure: false, op: None, form: Value::NIL, scope: None });
                 let rest_in = a.scheme_cond(&clauses[1..], else_sym, arrow)?;
                 Ok((a.push(Node::If { test: tv, then: call, els: rest_in }), 0))
             })?;

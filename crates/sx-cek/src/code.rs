@@ -72,6 +72,50 @@ pub enum Pat {
     Ctor { name: Rc<str>, fields: Vec<Pat> },
 }
 
+/// Binary primitives evaluated inline when both operands are fixnums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    Eq,
+}
+
+impl BinOp {
+    pub fn from_name(name: &str) -> Option<BinOp> {
+        Some(match name {
+            "+" => BinOp::Add,
+            "-" => BinOp::Sub,
+            "*" => BinOp::Mul,
+            "<" => BinOp::Lt,
+            ">" => BinOp::Gt,
+            "<=" => BinOp::Le,
+            ">=" => BinOp::Ge,
+            "=" => BinOp::Eq,
+            _ => return None,
+        })
+    }
+
+    /// The result for two fixnums, or `None` when it does not fit a fixnum.
+    #[inline]
+    pub fn fixnum(self, a: i64, b: i64) -> Option<Value> {
+        match self {
+            BinOp::Add => Value::fixnum(a.checked_add(b)?),
+            BinOp::Sub => Value::fixnum(a.checked_sub(b)?),
+            BinOp::Mul => Value::fixnum(a.checked_mul(b)?),
+            BinOp::Lt => Some(Value::bool(a < b)),
+            BinOp::Gt => Some(Value::bool(a > b)),
+            BinOp::Le => Some(Value::bool(a <= b)),
+            BinOp::Ge => Some(Value::bool(a >= b)),
+            BinOp::Eq => Some(Value::bool(a == b)),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Node {
     Const(Value),
@@ -96,6 +140,8 @@ pub enum Node {
         direct: bool,
         /// `direct` and the primitive is pure: usable inside other simple nodes.
         pure: bool,
+        /// A binary arithmetic/comparison primitive with a fixnum fast path.
+        op: Option<BinOp>,
         /// The source form, for expanding a macro defined after analysis.
         form: Value,
         scope: Option<Rc<crate::analyze::Scope>>,

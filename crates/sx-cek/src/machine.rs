@@ -470,9 +470,27 @@ impl Machine {
                     Ok(v)
                 }
             }
-            Node::Call { args, prim: Some((p, sym)), .. } => {
+            Node::Call { args, prim: Some((p, sym)), op, .. } => {
                 if self.global(*sym) != Value::prim(*p) {
                     return Err(Simple::Fallback);
+                }
+                if let Some(op) = op {
+                    let a = self.eval_simple(code, env, args[0])?;
+                    let b = self.eval_simple(code, env, args[1])?;
+                    if let (Some(x), Some(y)) = (a.as_fixnum(), b.as_fixnum()) {
+                        if let Some(r) = op.fixnum(x, y) {
+                            return Ok(r);
+                        }
+                    }
+                    let base = self.vals.len();
+                    self.vals.push(a);
+                    self.vals.push(b);
+                    let r = self.call_native(*p, base);
+                    self.vals.truncate(base);
+                    return r.map_err(|e| {
+                        self.err_span = code.spans[n as usize];
+                        Simple::Err(e)
+                    });
                 }
                 let base = self.vals.len();
                 for a in args.iter() {
@@ -514,7 +532,7 @@ impl Machine {
         loop {
             match ctl {
                 Ctl::Eval(n) => {
-                    ctl = match self.eval_node(&mut code, &mut env, n) {
+                    ctl = match self.eval_node(&code, &mut env, n) {
                         Ok(c) => c,
                         Err(e) => {
                             self.note_error(&code, n);
@@ -532,7 +550,7 @@ impl Machine {
                         Frame::Node { code: c, env: e, node, i } => {
                             code = c;
                             env = e;
-                            match self.resume(&mut code, &mut env, node, i, v) {
+                            match self.resume(&code, &mut env, node, i, v) {
                                 Ok(c) => c,
                                 Err(err) => {
                                     self.note_error(&code, node);
@@ -608,8 +626,7 @@ impl Machine {
         }
     }
 
-    fn eval_node(&mut self, code: &mut Rc<Code>, env: &mut Value, n: NodeId) -> Result<Ctl> {
-        let c = code.clone();
+    fn eval_node(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId) -> Result<Ctl> {
         match &c.nodes[n as usize] {
             Node::Const(v) => Ok(Ctl::Ret(*v)),
             Node::Local { depth, slot } => Ok(Ctl::Ret(self.lookup_local(*env, *depth, *slot))),
@@ -625,27 +642,11 @@ impl Machine {
                 if *direct {
                     if let Some((p, sym)) = prim {
                         if self.global(*sym) == Value::prim(*p) {
-                            let base = self.vals.len();
-                            let mut ok = true;
-                            for a in args.iter() {
-                                match self.eval_simple(&c, *env, *a) {
-                                    Ok(v) => self.vals.push(v),
-                                    Err(Simple::Fallback) => {
-                                        ok = false;
-                                        break;
-                                    }
-                                    Err(Simple::Err(e)) => {
-                                        self.vals.truncate(base);
-                                        return Err(e);
-                                    }
-                                }
+                            match self.eval_simple(c, *env, n) {
+                                Ok(v) => return Ok(Ctl::Ret(v)),
+                                Err(Simple::Err(e)) => return Err(e),
+                                Err(Simple::Fallback) => {}
                             }
-                            if ok {
-                                let r = self.call_native(*p, base);
-                                self.vals.truncate(base);
-                                return r.map(Ctl::Ret);
-                            }
-                            self.vals.truncate(base);
                         }
                     }
                 }
@@ -653,10 +654,9 @@ impl Machine {
                 if let Node::Global { sym } = c.nodes[*head as usize] {
                     let hv = self.global(sym);
                     if let Some(Obj::Macro(_)) = self.rt.heap.get(hv) {
-                        let frag = self.expand_at_runtime(&c, n, hv)?;
+                        let frag = self.expand_at_runtime(c, n, hv)?;
                         let root = frag.root;
-                        *code = frag;
-                        return Ok(Ctl::Eval(root));
+                        return Ok(Ctl::Resume { code: frag, env: *env, node: root });
                     }
                 }
                 // General path: evaluate head and arguments left to right.
@@ -665,7 +665,7 @@ impl Machine {
                 let mut i = 0;
                 while i < total {
                     let sub = if i == 0 { *head } else { args[i - 1] };
-                    match self.eval_simple(&c, *env, sub) {
+                    match self.eval_simple(c, *env, sub) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err(e)) => {
                             self.vals.truncate(base);
@@ -682,7 +682,7 @@ impl Machine {
                 self.err_file = None;
                 Ok(Ctl::Apply(base))
             }
-            Node::If { test, then, els } => match self.eval_simple(&c, *env, *test) {
+            Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
                 Ok(v) => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
                 Err(Simple::Err(e)) => Err(e),
                 Err(Simple::Fallback) => {
@@ -727,7 +727,7 @@ impl Machine {
                 }
                 let base = self.vals.len();
                 for (i, init) in inits.iter().enumerate() {
-                    match self.eval_simple(&c, *env, *init) {
+                    match self.eval_simple(c, *env, *init) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err(e)) => {
                             self.vals.truncate(base);
@@ -791,8 +791,7 @@ impl Machine {
     }
 
     /// Continue node `n` after its `i`-th sub-expression produced `v`.
-    fn resume(&mut self, code: &mut Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Result<Ctl> {
-        let c = code.clone();
+    fn resume(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Result<Ctl> {
         match &c.nodes[n as usize] {
             Node::If { then, els, .. } => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
             Node::Seq(items) => {
@@ -832,7 +831,7 @@ impl Machine {
                 let mut k = i as usize + 1;
                 while k < total {
                     let sub = if k == 0 { *head } else { args[k - 1] };
-                    match self.eval_simple(&c, *env, sub) {
+                    match self.eval_simple(c, *env, sub) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err(e)) => {
                             self.vals.truncate(base);
@@ -862,7 +861,7 @@ impl Machine {
                 let base = self.vals.len() - i as usize - 1;
                 let mut k = i as usize + 1;
                 while k < inits.len() {
-                    match self.eval_simple(&c, *env, inits[k]) {
+                    match self.eval_simple(c, *env, inits[k]) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err(e)) => {
                             self.vals.truncate(base);
@@ -1082,12 +1081,13 @@ impl Machine {
         }
         match self.rt.heap.get(f) {
             Some(Obj::Lambda(clo)) => {
-                let clo = clo.clone();
-                let lc: Rc<Code> = match clo.code.as_any_rc().downcast::<Code>() {
+                let parent = clo.env;
+                let any: Rc<dyn std::any::Any> = clo.code.clone();
+                let lc: Rc<Code> = match any.downcast::<Code>() {
                     Ok(c) => c,
                     Err(_) => return Err(Error::msg("internal: foreign code object")),
                 };
-                let new_env = self.bind_args(&lc, clo.env, base)?;
+                let new_env = self.bind_args(&lc, parent, base)?;
                 self.vals.truncate(base);
                 if self.entries.len() > self.max_depth {
                     return Err(Error::msg("Maximum recursion depth exceeded"));
