@@ -11,7 +11,7 @@ use crate::frames::{ContinuationObj, Entry, Frame};
 use hashbrown::HashMap;
 use std::rc::Rc;
 use sx_core::error::{arity_error, Error, Result};
-use sx_core::heap::{DictMap, EnvObj, Obj, Roots, Tracer};
+use sx_core::heap::{DictMap, Obj, Roots, Tracer};
 use sx_core::prims::{native_primitives, PrimFn};
 use sx_core::{Rt, Value};
 use sx_syntax::Span;
@@ -59,17 +59,13 @@ pub(crate) enum Ctl {
     Resume { code: Rc<Code>, env: Value, node: NodeId },
 }
 
-/// Outcome of evaluating a simple node directly.
+/// Why a simple node could not produce a value directly.
+#[derive(Clone, Copy, Debug)]
 enum Simple {
-    Err(Error),
+    /// An error was raised; it is in `Machine::pending_err`.
+    Err,
     /// A primitive guard failed: evaluate through the general path.
     Fallback,
-}
-
-impl From<Error> for Simple {
-    fn from(e: Error) -> Self {
-        Simple::Err(e)
-    }
 }
 
 pub struct Protocol {
@@ -98,6 +94,8 @@ pub struct Machine {
     pub(crate) err_file: Option<Rc<str>>,
     /// Number of nested runs (macro expansion, wind thunks).
     pub(crate) run_depth: usize,
+    /// The error behind a `Simple::Err`.
+    pending_err: Option<Error>,
 }
 
 struct MachineRoots<'a> {
@@ -159,6 +157,7 @@ impl Machine {
             err_span: Span::default(),
             err_file: None,
             run_depth: 0,
+            pending_err: None,
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -188,6 +187,11 @@ impl Machine {
     /// Names of every primitive, native and machine-level.
     pub fn primitive_names(&self) -> Vec<&'static str> {
         self.prims.iter().map(|p| p.name).collect()
+    }
+
+    /// Names of every special form (including internal aliases).
+    pub fn special_form_names(&self) -> Vec<String> {
+        self.special_forms.keys().map(|id| self.rt.syms.name(*id).to_string()).collect()
     }
 
     pub fn prim_name(&self, id: u32) -> &'static str {
@@ -426,37 +430,41 @@ impl Machine {
     #[inline]
     fn lookup_local(&self, mut env: Value, depth: u16, slot: u16) -> Value {
         for _ in 0..depth {
-            env = match self.rt.heap.get(env) {
-                Some(Obj::Env(e)) => e.parent,
-                _ => return Value::NIL,
+            env = match self.rt.heap.env_parent(env) {
+                Some(p) => p,
+                None => return Value::NIL,
             };
         }
-        match self.rt.heap.get(env) {
-            Some(Obj::Env(e)) => e.slots.get(slot as usize).copied().unwrap_or(Value::NIL),
-            _ => Value::NIL,
-        }
+        self.rt.heap.env_get(env, slot as usize).unwrap_or(Value::NIL)
     }
 
     fn set_local(&mut self, mut env: Value, depth: u16, slot: u16, v: Value) {
         for _ in 0..depth {
-            env = match self.rt.heap.get(env) {
-                Some(Obj::Env(e)) => e.parent,
-                _ => return,
+            env = match self.rt.heap.env_parent(env) {
+                Some(p) => p,
+                None => return,
             };
         }
-        if let Some(Obj::Env(e)) = self.rt.heap.get_mut(env) {
-            if let Some(s) = e.slots.get_mut(slot as usize) {
-                *s = v;
-            }
-        }
+        self.rt.heap.env_set(env, slot as usize, v);
     }
 
     fn undefined(&self, sym: u32) -> Error {
         Error::Msg(format!("Undefined symbol: {}", self.rt.syms.name(sym)))
     }
 
+    #[cold]
+    fn fail(&mut self, e: Error) -> Simple {
+        self.pending_err = Some(e);
+        Simple::Err
+    }
+
+    fn take_err(&mut self) -> Error {
+        self.pending_err.take().unwrap_or_else(|| Error::msg("internal: missing error"))
+    }
+
     /// Evaluate a simple node (constant, variable, pure primitive call)
     /// without touching the continuation.
+    #[inline(always)]
     fn eval_simple(&mut self, code: &Code, env: Value, n: NodeId) -> std::result::Result<Value, Simple> {
         match &code.nodes[n as usize] {
             Node::Const(v) => Ok(*v),
@@ -465,51 +473,64 @@ impl Machine {
                 let v = self.global(*sym);
                 if v == Value::UNBOUND {
                     self.err_span = code.spans[n as usize];
-                    Err(Simple::Err(self.undefined(*sym)))
+                    let e = self.undefined(*sym);
+                    Err(self.fail(e))
                 } else {
                     Ok(v)
                 }
             }
-            Node::Call { args, prim: Some((p, sym)), op, .. } => {
-                if self.global(*sym) != Value::prim(*p) {
-                    return Err(Simple::Fallback);
-                }
-                if let Some(op) = op {
-                    let a = self.eval_simple(code, env, args[0])?;
-                    let b = self.eval_simple(code, env, args[1])?;
-                    if let (Some(x), Some(y)) = (a.as_fixnum(), b.as_fixnum()) {
-                        if let Some(r) = op.fixnum(x, y) {
-                            return Ok(r);
-                        }
-                    }
-                    let base = self.vals.len();
-                    self.vals.push(a);
-                    self.vals.push(b);
-                    let r = self.call_native(*p, base);
-                    self.vals.truncate(base);
-                    return r.map_err(|e| {
-                        self.err_span = code.spans[n as usize];
-                        Simple::Err(e)
-                    });
-                }
-                let base = self.vals.len();
-                for a in args.iter() {
-                    match self.eval_simple(code, env, *a) {
-                        Ok(v) => self.vals.push(v),
-                        Err(e) => {
-                            self.vals.truncate(base);
-                            return Err(e);
-                        }
-                    }
-                }
-                let r = self.call_native(*p, base);
-                self.vals.truncate(base);
-                r.map_err(|e| {
-                    self.err_span = code.spans[n as usize];
-                    Simple::Err(e)
-                })
-            }
+            Node::Call { prim: Some(_), .. } => self.eval_simple_call(code, env, n),
             _ => Err(Simple::Fallback),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_simple_call(&mut self, code: &Code, env: Value, n: NodeId) -> std::result::Result<Value, Simple> {
+        let Node::Call { args, prim: Some((p, sym)), op, .. } = &code.nodes[n as usize] else {
+            return Err(Simple::Fallback);
+        };
+        if self.global(*sym) != Value::prim(*p) {
+            return Err(Simple::Fallback);
+        }
+        if let Some(op) = op {
+            let a = self.eval_simple(code, env, args[0])?;
+            let b = self.eval_simple(code, env, args[1])?;
+            if let (Some(x), Some(y)) = (a.as_fixnum(), b.as_fixnum()) {
+                if let Some(r) = op.fixnum(x, y) {
+                    return Ok(r);
+                }
+            }
+            let base = self.vals.len();
+            self.vals.push(a);
+            self.vals.push(b);
+            let r = self.call_native(*p, base);
+            self.vals.truncate(base);
+            return match r {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.err_span = code.spans[n as usize];
+                    Err(self.fail(e))
+                }
+            };
+        }
+        let base = self.vals.len();
+        for a in args.iter() {
+            match self.eval_simple(code, env, *a) {
+                Ok(v) => self.vals.push(v),
+                Err(e) => {
+                    self.vals.truncate(base);
+                    return Err(e);
+                }
+            }
+        }
+        let r = self.call_native(*p, base);
+        self.vals.truncate(base);
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.err_span = code.spans[n as usize];
+                Err(self.fail(e))
+            }
         }
     }
 
@@ -644,7 +665,7 @@ impl Machine {
                         if self.global(*sym) == Value::prim(*p) {
                             match self.eval_simple(c, *env, n) {
                                 Ok(v) => return Ok(Ctl::Ret(v)),
-                                Err(Simple::Err(e)) => return Err(e),
+                                Err(Simple::Err) => return Err(self.take_err()),
                                 Err(Simple::Fallback) => {}
                             }
                         }
@@ -667,9 +688,9 @@ impl Machine {
                     let sub = if i == 0 { *head } else { args[i - 1] };
                     match self.eval_simple(c, *env, sub) {
                         Ok(v) => self.vals.push(v),
-                        Err(Simple::Err(e)) => {
+                        Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(e);
+                            return Err(self.take_err());
                         }
                         Err(Simple::Fallback) => {
                             self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
@@ -684,7 +705,7 @@ impl Machine {
             }
             Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
                 Ok(v) => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
-                Err(Simple::Err(e)) => Err(e),
+                Err(Simple::Err) => Err(self.take_err()),
                 Err(Simple::Fallback) => {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
                     Ok(Ctl::Eval(*test))
@@ -729,9 +750,9 @@ impl Machine {
                 for (i, init) in inits.iter().enumerate() {
                     match self.eval_simple(c, *env, *init) {
                         Ok(v) => self.vals.push(v),
-                        Err(Simple::Err(e)) => {
+                        Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(e);
+                            return Err(self.take_err());
                         }
                         Err(Simple::Fallback) => {
                             self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
@@ -833,9 +854,9 @@ impl Machine {
                     let sub = if k == 0 { *head } else { args[k - 1] };
                     match self.eval_simple(c, *env, sub) {
                         Ok(v) => self.vals.push(v),
-                        Err(Simple::Err(e)) => {
+                        Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(e);
+                            return Err(self.take_err());
                         }
                         Err(Simple::Fallback) => {
                             self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
@@ -863,9 +884,9 @@ impl Machine {
                 while k < inits.len() {
                     match self.eval_simple(c, *env, inits[k]) {
                         Ok(v) => self.vals.push(v),
-                        Err(Simple::Err(e)) => {
+                        Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(e);
+                            return Err(self.take_err());
                         }
                         Err(Simple::Fallback) => {
                             self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
@@ -938,7 +959,7 @@ impl Machine {
                     let ok = self.match_pat(pat, v, &mut binds);
                     self.analysis_roots.pop();
                     if ok {
-                        let e = self.rt.heap.alloc(Obj::Env(EnvObj { parent: *env, slots: binds.into_boxed_slice() }));
+                        let e = self.rt.heap.alloc_env(*env, &binds, binds.len());
                         *env = e;
                         return Ok(Ctl::Eval(*body));
                     }
@@ -990,15 +1011,13 @@ impl Machine {
     }
 
     fn new_env(&mut self, parent: Value, size: usize) -> Value {
-        self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: vec![Value::NIL; size].into_boxed_slice() }))
+        self.rt.heap.alloc_env(parent, &[], size)
     }
 
     fn env_from_vals(&mut self, parent: Value, base: usize, size: usize) -> Value {
-        let mut slots = Vec::with_capacity(size.max(self.vals.len() - base));
-        slots.extend_from_slice(&self.vals[base..]);
-        slots.resize(size.max(slots.len()), Value::NIL);
+        let e = self.rt.heap.alloc_env(parent, &self.vals[base..], size);
         self.vals.truncate(base);
-        self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: slots.into_boxed_slice() }))
+        e
     }
 
     fn match_pat(&mut self, pat: &Pat, v: Value, binds: &mut [Value]) -> bool {
@@ -1123,6 +1142,9 @@ impl Machine {
             let name = lc.name.as_deref().unwrap_or("lambda");
             return Err(arity_error(name, req, if p.rest { None } else { Some(req) }, argc));
         }
+        if !p.rest {
+            return Ok(self.rt.heap.alloc_env(parent, args, p.frame_size as usize));
+        }
         let mut slots = Vec::with_capacity(p.frame_size as usize);
         slots.extend_from_slice(&args[..req]);
         if p.rest {
@@ -1155,8 +1177,8 @@ impl Machine {
                 slots.extend(kv);
             }
         }
-        slots.resize(p.frame_size as usize, Value::NIL);
-        Ok(self.rt.heap.alloc(Obj::Env(EnvObj { parent, slots: slots.into_boxed_slice() })))
+        let size = (p.frame_size as usize).max(slots.len());
+        Ok(self.rt.heap.alloc_env(parent, &slots, size))
     }
 
     // ---- continuations ----
@@ -1369,7 +1391,7 @@ impl Machine {
                     Node::Guard { handler, .. } => *handler,
                     _ => return Ctl::Raise(v, false),
                 };
-                let e = self.rt.heap.alloc(Obj::Env(EnvObj { parent: env, slots: vec![v].into_boxed_slice() }));
+                let e = self.rt.heap.alloc_env(env, &[v], 1);
                 Ctl::Resume { code, env: e, node: handler }
             }
             _ => Ctl::Raise(v, false),

@@ -126,6 +126,9 @@ pub enum Obj {
     Lambda(Closure),
     Macro(Closure),
     Env(EnvObj),
+    /// An environment frame of at most two slots, stored inline (no
+    /// separate allocation: most calls bind one or two parameters).
+    Env2 { parent: Value, slots: [Value; 2] },
     Extern(Box<dyn ExternObj>),
 }
 
@@ -139,7 +142,7 @@ impl Obj {
             Obj::Dict(_) => "dict",
             Obj::Lambda(_) => "lambda",
             Obj::Macro(_) => "macro",
-            Obj::Env(_) => "env",
+            Obj::Env(_) | Obj::Env2 { .. } => "env",
             Obj::Extern(e) => e.type_name(),
         }
     }
@@ -296,6 +299,58 @@ impl Heap {
         }
     }
 
+    /// A new environment frame of `size` slots whose first slots are `init`
+    /// (the rest nil).
+    #[inline]
+    pub fn alloc_env(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
+        if size <= 2 && init.len() <= 2 {
+            let mut slots = [Value::NIL; 2];
+            slots[..init.len()].copy_from_slice(init);
+            return self.alloc(Obj::Env2 { parent, slots });
+        }
+        let mut v = Vec::with_capacity(size.max(init.len()));
+        v.extend_from_slice(init);
+        v.resize(size.max(init.len()), Value::NIL);
+        self.alloc(Obj::Env(EnvObj { parent, slots: v.into_boxed_slice() }))
+    }
+
+    /// The parent of an environment frame.
+    #[inline]
+    pub fn env_parent(&self, env: Value) -> Option<Value> {
+        match self.get(env)? {
+            Obj::Env2 { parent, .. } => Some(*parent),
+            Obj::Env(e) => Some(e.parent),
+            _ => None,
+        }
+    }
+
+    /// Slot `i` of an environment frame.
+    #[inline]
+    pub fn env_get(&self, env: Value, i: usize) -> Option<Value> {
+        match self.get(env)? {
+            Obj::Env2 { slots, .. } => slots.get(i).copied(),
+            Obj::Env(e) => e.slots.get(i).copied(),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn env_set(&mut self, env: Value, i: usize, x: Value) {
+        match self.get_mut(env) {
+            Some(Obj::Env2 { slots, .. }) => {
+                if let Some(s) = slots.get_mut(i) {
+                    *s = x;
+                }
+            }
+            Some(Obj::Env(e)) => {
+                if let Some(s) = e.slots.get_mut(i) {
+                    *s = x;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Keep `values` alive until the returned handle is dropped.
     pub fn root(&mut self, values: Vec<Value>) -> RootHandle {
         let id = self.roots.next;
@@ -381,6 +436,10 @@ fn trace_obj(obj: &Obj, t: &mut Tracer) {
         Obj::Env(e) => {
             t.mark(e.parent);
             t.mark_all(&e.slots);
+        }
+        Obj::Env2 { parent, slots } => {
+            t.mark(*parent);
+            t.mark_all(slots);
         }
         Obj::Extern(e) => e.trace(t),
     }

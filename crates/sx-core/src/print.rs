@@ -192,7 +192,7 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
             }
             None => out.push_str("<macro>"),
         },
-        Some(Obj::Env(_)) => out.push_str("<env>"),
+        Some(Obj::Env(_)) | Some(Obj::Env2 { .. }) => out.push_str("<env>"),
         Some(Obj::Extern(e)) => match e.print_parts() {
             Some((name, fields)) => {
                 if fields.is_empty() {

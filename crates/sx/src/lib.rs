@@ -177,6 +177,22 @@ impl Engine {
         harness::run_tests(self, src, file)
     }
 
+    /// Names of every built-in primitive (native and machine-level),
+    /// excluding internal `%`-prefixed helpers.
+    pub fn primitive_names(&self) -> Vec<&'static str> {
+        self.m.primitive_names().into_iter().filter(|n| !n.starts_with('%')).collect()
+    }
+
+    /// Names of every special form, excluding internal `%`-prefixed aliases.
+    pub fn special_form_names(&self) -> Vec<String> {
+        self.m.special_form_names().into_iter().filter(|n| !n.starts_with('%')).collect()
+    }
+
+    /// True when `name` is bound globally (primitive, prelude or user definition).
+    pub fn is_defined(&self, name: &str) -> bool {
+        self.m.lookup_global(name).is_some()
+    }
+
     /// Live heap objects (for memory diagnostics).
     pub fn live_objects(&self) -> usize {
         self.m.rt.heap.live_objects()
