@@ -96,6 +96,8 @@ pub struct Machine {
     pub(crate) run_depth: usize,
     /// The error behind a `Simple::Err`.
     pending_err: Option<Error>,
+    /// `err_span` was set at the exact call that failed.
+    err_span_precise: bool,
 }
 
 struct MachineRoots<'a> {
@@ -130,7 +132,10 @@ impl Roots for MachineRoots<'_> {
     }
 }
 
-pub const DEFAULT_MAX_DEPTH: usize = 10_000_000;
+/// Default continuation depth limit: enough for 1 000 000-deep non-tail
+/// recursion, small enough that runaway recursion fails within a few
+/// hundred MiB.
+pub const DEFAULT_MAX_DEPTH: usize = 4_000_000;
 
 impl Default for Machine {
     fn default() -> Self {
@@ -158,6 +163,7 @@ impl Machine {
             err_file: None,
             run_depth: 0,
             pending_err: None,
+            err_span_precise: false,
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -328,6 +334,9 @@ impl Machine {
         let root = code.root;
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
+        self.err_span = Span::default();
+        self.err_file = None;
+        self.err_span_precise = false;
         self.push_frame(Frame::Barrier);
         self.run_depth += 1;
         let r = self.run(code, env, Ctl::Eval(root));
@@ -455,6 +464,7 @@ impl Machine {
     #[cold]
     fn fail(&mut self, e: Error) -> Simple {
         self.pending_err = Some(e);
+        self.err_span_precise = true;
         Simple::Err
     }
 
@@ -617,6 +627,7 @@ impl Machine {
                     ctl = match self.apply(&mut code, &mut env, base) {
                         Ok(c) => c,
                         Err(e) => {
+                            self.err_file = Some(code.file.clone());
                             self.vals.truncate(base);
                             let v = self.rt.error_value(&e);
                             Ctl::Raise(v, false)
@@ -639,11 +650,12 @@ impl Machine {
     }
 
     fn note_error(&mut self, code: &Code, n: NodeId) {
+        self.err_file = Some(code.file.clone());
+        if std::mem::take(&mut self.err_span_precise) {
+            return;
+        }
         if let Some(sp) = code.spans.get(n as usize) {
-            if sp.line > 0 {
-                self.err_span = *sp;
-                self.err_file = Some(code.file.clone());
-            }
+            self.err_span = *sp;
         }
     }
 
@@ -700,7 +712,6 @@ impl Machine {
                     i += 1;
                 }
                 self.err_span = c.spans[n as usize];
-                self.err_file = None;
                 Ok(Ctl::Apply(base))
             }
             Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
@@ -845,7 +856,21 @@ impl Machine {
                 self.set_global(*sym, v);
                 Ok(Ctl::Ret(v))
             }
-            Node::Call { head, args, .. } => {
+            Node::Call { head, args, prim, op, .. } => {
+                // Last argument of a binary primitive: fixnum fast path.
+                if let (Some(op), Some((p, sym))) = (op, prim) {
+                    if i as usize == args.len() {
+                        let base = self.vals.len() - i as usize;
+                        if self.vals[base] == Value::prim(*p) && self.global(*sym) == Value::prim(*p) {
+                            if let (Some(x), Some(y)) = (self.vals[base + 1].as_fixnum(), v.as_fixnum()) {
+                                if let Some(r) = op.fixnum(x, y) {
+                                    self.vals.truncate(base);
+                                    return Ok(Ctl::Ret(r));
+                                }
+                            }
+                        }
+                    }
+                }
                 self.vals.push(v);
                 let base = self.vals.len() - i as usize - 1;
                 let total = 1 + args.len();

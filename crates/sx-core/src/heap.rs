@@ -152,6 +152,10 @@ impl Obj {
 pub struct Tracer {
     stack: Vec<u32>,
     marks: Vec<u64>,
+    /// For list buffers shared by several lists: how much of each buffer
+    /// has been traced already, so a chain of `cons`es is traced in linear
+    /// time rather than once per list.
+    traced_bufs: hashbrown::HashMap<usize, usize>,
 }
 
 impl Tracer {
@@ -365,7 +369,7 @@ impl Heap {
         for id in released {
             self.roots.sets.remove(&id);
         }
-        let mut tracer = Tracer { stack: Vec::new(), marks: vec![0; self.objs.len().div_ceil(64)] };
+        let mut tracer = Tracer { stack: Vec::new(), marks: vec![0; self.objs.len().div_ceil(64)], traced_bufs: hashbrown::HashMap::new() };
         roots.trace_roots(&mut tracer);
         for set in self.roots.sets.values() {
             tracer.mark_all(set);
@@ -380,7 +384,12 @@ impl Heap {
                 continue;
             }
             if !tracer.is_marked(i as u32) {
-                self.objs[i] = Obj::Free(self.free_head);
+                let old = std::mem::replace(&mut self.objs[i], Obj::Free(self.free_head));
+                match old {
+                    // Plain data: nothing to release.
+                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) => std::mem::forget(old),
+                    other => drop(other),
+                }
                 self.free_head = i as u32;
                 self.free_count += 1;
                 freed += 1;
@@ -425,7 +434,17 @@ fn trace_obj(obj: &Obj, t: &mut Tracer) {
         Obj::Free(_) | Obj::Float(_) | Obj::Int(_) | Obj::Str(_) => {}
         Obj::List(l) => {
             let b = l.buf.borrow();
-            t.mark_all(&b[..(l.len as usize).min(b.len())]);
+            let len = (l.len as usize).min(b.len());
+            if Rc::strong_count(&l.buf) == 1 {
+                t.mark_all(&b[..len]);
+            } else {
+                let key = Rc::as_ptr(&l.buf) as usize;
+                let done = t.traced_bufs.get(&key).copied().unwrap_or(0);
+                if len > done {
+                    t.mark_all(&b[done..len]);
+                    t.traced_bufs.insert(key, len);
+                }
+            }
         }
         Obj::Dict(d) => {
             for v in d.values() {

@@ -137,7 +137,7 @@ prims! {
     "parse-float" [1, n(1), true] => p_parse_float;
     "number->string" [1, n(2), true] => |rt, a| { let x = rt.expect_num("number->string", a[0])?; if let (Num::Int(i), Some(r)) = (x, a.get(1)) { let radix = rt.expect_int("number->string", *r)?; return Ok(rt.string(int_to_radix(i, radix as u32))); } let s = display(rt, a[0]); Ok(rt.string(s)) };
     "string->number" [1, n(2), true] => p_string_to_number;
-    "format-decimal" [1, n(2), true] => |rt, a| { let x = rt.expect_num("format-decimal", a[0])?.to_f64(); let places = match a.get(1) { Some(v) => rt.expect_int("format-decimal", *v)?.clamp(0, 20) as usize, None => 2 }; Ok(rt.string(format!("{x:.places$}"))) };
+    "format-decimal" [1, n(2), true] => |rt, a| { let x = rt.expect_num("format-decimal", a[0])?.to_f64(); let places = match a.get(1) { Some(v) => rt.expect_int("format-decimal", *v)?.clamp(0, 20) as usize, None => 2 }; Ok(rt.string(format_decimal(x, places))) };
     "strip-tags" [1, n(1), true] => |rt, a| { let s = rt.expect_str("strip-tags", a[0])?; Ok(rt.string(strip_tags(&s))) };
     "escape" [1, n(1), true] => |rt, a| { let s = display(rt, a[0]); Ok(rt.string(html_escape(&s))) };
     "pluralize" [2, n(3), true] => p_pluralize;
@@ -848,15 +848,63 @@ fn int_to_radix(mut n: i64, radix: u32) -> String {
     digits.iter().rev().collect()
 }
 
+/// Remove every `<...>`; a `<` with no later `>` is kept as text.
 fn strip_tags(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = s;
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>') {
+            Some(close) => {
+                out.push_str(&rest[..open]);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Fixed decimals, rounding half away from zero on the exact binary value;
+/// never `-0.00`.
+pub fn format_decimal(x: f64, places: usize) -> String {
+    if !x.is_finite() {
+        return crate::print::format_float(x);
+    }
+    // Exact decimal expansion (a double has at most 1074 fractional digits).
+    let exact = format!("{:.1100}", x.abs());
+    let (int_part, frac) = exact.split_once('.').unwrap_or((&exact, ""));
+    let mut digits: Vec<u8> = int_part.bytes().chain(frac.bytes().take(places)).map(|b| b - b'0').collect();
+    let next = frac.as_bytes().get(places).map_or(0, |b| b - b'0');
+    if next >= 5 {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let int_len = digits.len() - places;
+    let mut out = String::new();
+    let is_zero = digits.iter().all(|d| *d == 0);
+    if x < 0.0 && !is_zero {
+        out.push('-');
+    }
+    for d in &digits[..int_len] {
+        out.push((b'0' + d) as char);
+    }
+    if places > 0 {
+        out.push('.');
+        for d in &digits[int_len..] {
+            out.push((b'0' + d) as char);
         }
     }
     out

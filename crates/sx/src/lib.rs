@@ -125,7 +125,16 @@ impl Engine {
                     span: Some(d.span),
                 })
             })?;
-            last = self.m.eval_toplevel(form, &file, &spans).map_err(SxError::Eval)?;
+            last = self.m.eval_toplevel(form, &file, &spans).map_err(|mut e| {
+                if e.span.is_none_or(|s| s.line == 0) {
+                    e.span = Some(d.span);
+                    e.file = Some(file.clone());
+                }
+                if e.file.is_none() {
+                    e.file = Some(file.clone());
+                }
+                SxError::Eval(e)
+            })?;
             self.m.maybe_collect(&[last]);
         }
         Ok(last)
