@@ -296,6 +296,7 @@ impl<'m> Analyzer<'m> {
     pub fn analyze(&mut self, form: Value) -> Result<NodeId> {
         if let Some(id) = form.as_symbol() {
             return Ok(match self.lookup(id) {
+                Some((0, slot)) => self.push(Node::Local0 { slot }),
                 Some((depth, slot)) => self.push(Node::Local { depth, slot }),
                 None => self.push(Node::Global { sym: id }),
             });
@@ -336,7 +337,7 @@ impl<'m> Analyzer<'m> {
             // `()` evaluates to a fresh empty list.
             let list_sym = self.m.list_prim_sym;
             let head = self.push(Node::Global { sym: list_sym });
-            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, pure: false, op: None, form, scope: None }));
+            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, form, scope: None }));
         }
         let head = items[0];
         if let Some(sf) = self.special(head) {
@@ -358,7 +359,7 @@ impl<'m> Analyzer<'m> {
 
     fn is_simple(&self, n: NodeId) -> bool {
         match &self.nodes[n as usize] {
-            Node::Const(_) | Node::Local { .. } | Node::Global { .. } => true,
+            Node::Const(_) | Node::Local { .. } | Node::Local0 { .. } | Node::Global { .. } => true,
             Node::Call { pure, .. } => *pure,
             _ => false,
         }
@@ -388,13 +389,13 @@ impl<'m> Analyzer<'m> {
         }
         let direct = prim.is_some() && all_simple;
         let op = match prim {
-            Some((p, _)) if args.len() == 2 => BinOp::from_name(self.m.prim_name(p)),
+            Some((p, _)) => BinOp::from_name(self.m.prim_name(p)).filter(|op| args.len() == if *op == BinOp::Not { 1 } else { 2 }),
             _ => None,
         };
         if form.is_heap() {
             self.consts.push(form);
         }
-        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, pure, op, form, scope }))
+        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, simple_args: all_simple, pure, op, form, scope }))
     }
 
     fn body(&mut self, forms: &[Value]) -> Result<NodeId> {
@@ -868,7 +869,7 @@ impl<'m> Analyzer<'m> {
                 let set = a.push(Node::SetLocal { depth: 0, slot: 0, value: lam, define: true });
                 let head = a.push(Node::Local { depth: 0, slot: 0 });
                 let args: Vec<NodeId> = (0..n).map(|i| a.push(Node::Local { depth: 1, slot: i as u16 })).collect();
-                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, pure: false, op: None, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, form: Value::NIL, scope: None });
                 let seq = a.push(Node::Seq(Box::new([set, call])));
                 Ok((seq, 0))
             })?;
@@ -989,7 +990,7 @@ impl<'m> Analyzer<'m> {
                 let tv = a.push(Node::Local { depth: 0, slot: 0 });
                 let fnode = a.analyze(f)?;
                 let tv2 = a.push(Node::Local { depth: 0, slot: 0 });
-                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, pure: false, op: None, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, form: Value::NIL, scope: None });
                 let rest_in = a.scheme_cond(&clauses[1..], else_sym, arrow)?;
                 Ok((a.push(Node::If { test: tv, then: call, els: rest_in }), 0))
             })?;

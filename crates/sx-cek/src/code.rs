@@ -83,6 +83,8 @@ pub enum BinOp {
     Le,
     Ge,
     Eq,
+    /// Unary `not` (one argument).
+    Not,
 }
 
 impl BinOp {
@@ -96,12 +98,13 @@ impl BinOp {
             "<=" => BinOp::Le,
             ">=" => BinOp::Ge,
             "=" => BinOp::Eq,
+            "not" => BinOp::Not,
             _ => return None,
         })
     }
 
     /// The result for two fixnums, or `None` when it does not fit a fixnum.
-    #[inline]
+    #[inline(always)]
     pub fn fixnum(self, a: i64, b: i64) -> Option<Value> {
         match self {
             BinOp::Add => Value::fixnum(a.checked_add(b)?),
@@ -112,14 +115,18 @@ impl BinOp {
             BinOp::Le => Some(Value::bool(a <= b)),
             BinOp::Ge => Some(Value::bool(a >= b)),
             BinOp::Eq => Some(Value::bool(a == b)),
+            BinOp::Not => None,
         }
     }
 }
 
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Node {
     Const(Value),
     Local { depth: u16, slot: u16 },
+    /// A variable of the innermost frame.
+    Local0 { slot: u16 },
     Global { sym: u32 },
     SetLocal { depth: u16, slot: u16, value: NodeId, define: bool },
     SetGlobal { sym: u32, value: NodeId, define: bool },
@@ -136,8 +143,12 @@ pub enum Node {
         head: NodeId,
         args: Box<[NodeId]>,
         prim: Option<(u32, u32)>,
-        /// All arguments are simple: the call can run without frames.
+        /// `prim` is set and all arguments are simple: the primitive can be
+        /// applied without frames.
         direct: bool,
+        /// Every argument is simple (constants, variables, pure primitive
+        /// calls): a lambda head can be entered without frames.
+        simple_args: bool,
         /// `direct` and the primitive is pure: usable inside other simple nodes.
         pure: bool,
         /// A binary arithmetic/comparison primitive with a fixnum fast path.

@@ -18,6 +18,7 @@ pub enum HoOp {
 }
 
 #[derive(Clone)]
+#[repr(u8)]
 pub enum Frame {
     /// Waiting for the value of node `node`'s `i`-th sub-expression.
     Node { code: Rc<Code>, env: Value, node: NodeId, i: u32 },

@@ -6,7 +6,7 @@
 
 use crate::analyze::{special_form_table, Analyzer, Sf, SpanMap};
 use crate::builtins::{machine_primitives, MOp};
-use crate::code::{Code, Node, NodeId, Pat};
+use crate::code::{BinOp, Code, Node, NodeId, Pat};
 use crate::frames::{ContinuationObj, Entry, Frame};
 use hashbrown::HashMap;
 use std::rc::Rc;
@@ -49,6 +49,7 @@ impl std::fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
+#[repr(u8)]
 pub(crate) enum Ctl {
     Eval(NodeId),
     Ret(Value),
@@ -478,6 +479,7 @@ impl Machine {
     fn eval_simple(&mut self, code: &Code, env: Value, n: NodeId) -> std::result::Result<Value, Simple> {
         match &code.nodes[n as usize] {
             Node::Const(v) => Ok(*v),
+            Node::Local0 { slot } => Ok(self.rt.heap.env_get(env, *slot as usize).unwrap_or(Value::NIL)),
             Node::Local { depth, slot } => Ok(self.lookup_local(env, *depth, *slot)),
             Node::Global { sym } => {
                 let v = self.global(*sym);
@@ -504,6 +506,9 @@ impl Machine {
         }
         if let Some(op) = op {
             let a = self.eval_simple(code, env, args[0])?;
+            if *op == BinOp::Not {
+                return Ok(Value::bool(!a.truthy()));
+            }
             let b = self.eval_simple(code, env, args[1])?;
             if let (Some(x), Some(y)) = (a.as_fixnum(), b.as_fixnum()) {
                 if let Some(r) = op.fixnum(x, y) {
@@ -542,6 +547,55 @@ impl Machine {
                 Err(self.fail(e))
             }
         }
+    }
+
+    /// A call whose arguments are all simple and whose head is a lambda of
+    /// at most eight fixed parameters: bind the arguments straight into a
+    /// new frame, without the value stack or `apply`.
+    #[inline]
+    fn enter_small_lambda(&mut self, c: &Code, env: Value, head: NodeId, args: &[NodeId]) -> Result<Option<Ctl>> {
+        const MAX: usize = 8;
+        if args.len() > MAX {
+            return Ok(None);
+        }
+        let f = match self.eval_simple(c, env, head) {
+            Ok(f) => f,
+            Err(Simple::Err) => return Err(self.take_err()),
+            Err(Simple::Fallback) => return Ok(None),
+        };
+        let (lc, parent) = match self.rt.heap.get(f) {
+            Some(Obj::Lambda(clo)) => {
+                let any: Rc<dyn std::any::Any> = clo.code.clone();
+                match any.downcast::<Code>() {
+                    Ok(lc) => (lc, clo.env),
+                    Err(_) => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        let size = match &lc.params {
+            Some(p) if !p.rest && p.required as usize == args.len() => p.frame_size as usize,
+            _ => return Ok(None),
+        };
+        let mut slots = [Value::NIL; MAX];
+        for (i, a) in args.iter().enumerate() {
+            slots[i] = match self.eval_simple(c, env, *a) {
+                Ok(v) => v,
+                Err(Simple::Err) => return Err(self.take_err()),
+                // Arguments are pure: the general path may evaluate them again.
+                Err(Simple::Fallback) => return Ok(None),
+            };
+        }
+        if self.entries.len() > self.max_depth {
+            return Err(Error::msg("Maximum recursion depth exceeded"));
+        }
+        let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
+        lc.calls.set(lc.calls.get().wrapping_add(1));
+        if self.rt.heap.wants_collection() {
+            self.collect(&[new_env]);
+        }
+        let root = lc.root;
+        Ok(Some(Ctl::Resume { code: lc, env: new_env, node: root }))
     }
 
     #[inline]
@@ -659,10 +713,12 @@ impl Machine {
         }
     }
 
+    #[inline(always)]
     fn eval_node(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId) -> Result<Ctl> {
         match &c.nodes[n as usize] {
             Node::Const(v) => Ok(Ctl::Ret(*v)),
             Node::Local { depth, slot } => Ok(Ctl::Ret(self.lookup_local(*env, *depth, *slot))),
+            Node::Local0 { slot } => Ok(Ctl::Ret(self.rt.heap.env_get(*env, *slot as usize).unwrap_or(Value::NIL))),
             Node::Global { sym } => {
                 let v = self.global(*sym);
                 if v == Value::UNBOUND {
@@ -671,7 +727,12 @@ impl Machine {
                     Ok(Ctl::Ret(v))
                 }
             }
-            Node::Call { head, args, prim, direct, .. } => {
+            Node::Call { head, args, prim, direct, simple_args, .. } => {
+                if *simple_args && !*direct {
+                    if let Some(ctl) = self.enter_small_lambda(c, *env, *head, args)? {
+                        return Ok(ctl);
+                    }
+                }
                 if *direct {
                     if let Some((p, sym)) = prim {
                         if self.global(*sym) == Value::prim(*p) {
@@ -859,7 +920,7 @@ impl Machine {
             Node::Call { head, args, prim, op, .. } => {
                 // Last argument of a binary primitive: fixnum fast path.
                 if let (Some(op), Some((p, sym))) = (op, prim) {
-                    if i as usize == args.len() {
+                    if i as usize == args.len() && args.len() == 2 {
                         let base = self.vals.len() - i as usize;
                         if self.vals[base] == Value::prim(*p) && self.global(*sym) == Value::prim(*p) {
                             if let (Some(x), Some(y)) = (self.vals[base + 1].as_fixnum(), v.as_fixnum()) {

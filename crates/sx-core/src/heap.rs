@@ -115,6 +115,7 @@ pub trait ExternObj: Any {
 }
 
 /// A heap object.
+#[repr(u8)]
 pub enum Obj {
     Free(u32),
     Float(f64),
@@ -223,8 +224,15 @@ pub struct GcStats {
     pub freed_total: u64,
 }
 
+/// Environment frames up to this many slots reuse their slot arrays.
+const POOLED_ENV_MAX: usize = 8;
+const POOL_CAP: usize = 1 << 17;
+
 pub struct Heap {
     objs: Vec<Obj>,
+    /// Freed slot arrays of environment frames, by length (avoids a
+    /// malloc/free pair per call of a function with 3..=8 slots).
+    env_pool: Vec<Vec<Box<[Value]>>>,
     free_head: u32,
     free_count: usize,
     allocated_since_gc: usize,
@@ -246,6 +254,7 @@ impl Heap {
     pub fn new() -> Heap {
         Heap {
             objs: Vec::with_capacity(1024),
+            env_pool: (0..=POOLED_ENV_MAX).map(|_| Vec::new()).collect(),
             free_head: NO_FREE,
             free_count: 0,
             allocated_since_gc: 0,
@@ -312,9 +321,15 @@ impl Heap {
             slots[..init.len()].copy_from_slice(init);
             return self.alloc(Obj::Env2 { parent, slots });
         }
-        let mut v = Vec::with_capacity(size.max(init.len()));
+        let len = size.max(init.len());
+        if let Some(mut b) = self.env_pool.get_mut(len).and_then(|p| p.pop()) {
+            b[..init.len()].copy_from_slice(init);
+            b[init.len()..].fill(Value::NIL);
+            return self.alloc(Obj::Env(EnvObj { parent, slots: b }));
+        }
+        let mut v = Vec::with_capacity(len);
         v.extend_from_slice(init);
-        v.resize(size.max(init.len()), Value::NIL);
+        v.resize(len, Value::NIL);
         self.alloc(Obj::Env(EnvObj { parent, slots: v.into_boxed_slice() }))
     }
 
@@ -388,6 +403,13 @@ impl Heap {
                 match old {
                     // Plain data: nothing to release.
                     Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) => std::mem::forget(old),
+                    Obj::Env(e) if e.slots.len() <= POOLED_ENV_MAX => {
+                        if let Some(pool) = self.env_pool.get_mut(e.slots.len()) {
+                            if pool.len() < POOL_CAP {
+                                pool.push(e.slots);
+                            }
+                        }
+                    }
                     other => drop(other),
                 }
                 self.free_head = i as u32;
