@@ -135,7 +135,7 @@ prims! {
     "index-of" [2, n(3), true] => p_index_of;
     "parse-int" [1, n(2), true] => p_parse_int;
     "parse-float" [1, n(1), true] => p_parse_float;
-    "number->string" [1, n(2), true] => |rt, a| { let x = rt.expect_num("number->string", a[0])?; if let (Num::Int(i), Some(r)) = (x, a.get(1)) { let radix = rt.expect_int("number->string", *r)?; return Ok(rt.string(int_to_radix(i, radix as u32))); } let s = display(rt, a[0]); Ok(rt.string(s)) };
+    "number->string" [1, n(2), true] => |rt, a| { let x = rt.expect_num("number->string", a[0])?; if let Some(r) = a.get(1) { let radix = rt.expect_int("number->string", *r)?; if !(2..=36).contains(&radix) { return Err(Error::Msg(format!("number->string: radix must be between 2 and 36, got {radix}"))); } if let Num::Int(i) = x { return Ok(rt.string(int_to_radix(i, radix as u32))); } } let s = display(rt, a[0]); Ok(rt.string(s)) };
     "string->number" [1, n(2), true] => p_string_to_number;
     "format-decimal" [1, n(2), true] => |rt, a| { let x = rt.expect_num("format-decimal", a[0])?.to_f64(); let places = match a.get(1) { Some(v) => rt.expect_int("format-decimal", *v)?.clamp(0, 20) as usize, None => 2 }; Ok(rt.string(format_decimal(x, places))) };
     "strip-tags" [1, n(1), true] => |rt, a| { let s = rt.expect_str("strip-tags", a[0])?; Ok(rt.string(strip_tags(&s))) };
@@ -149,9 +149,9 @@ prims! {
     "last" [1, n(1), true] => p_last;
     "rest" [1, n(1), true] => p_rest;
     "nth" [2, n(2), true] => p_nth;
-    "len" [1, n(1), true] => p_len;
-    "length" [1, n(1), true] => p_len;
-    "count" [1, n(1), true] => p_len;
+    "len" [1, n(1), true] => |rt, a| length_of(rt, "len", a[0]);
+    "length" [1, n(1), true] => |rt, a| length_of(rt, "length", a[0]);
+    "count" [1, n(1), true] => |rt, a| length_of(rt, "count", a[0]);
     "concat" [0, V, true] => p_concat;
     "append" [0, V, true] => p_append;
     "reverse" [1, n(1), true] => |rt, a| { if let Some(s) = rt.as_str(a[0]) { let r: String = s.s.chars().rev().collect(); return Ok(rt.string(r)); } let mut v = rt.expect_list("reverse", a[0])?; v.reverse(); Ok(rt.list(v)) };
@@ -444,8 +444,7 @@ fn p_nth(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     Err(type_error("nth", "list", rt.type_name(v)))
 }
 
-fn p_len(rt: &mut Rt, a: &[Value]) -> Result<Value> {
-    let v = a[0];
+fn length_of(rt: &mut Rt, name: &str, v: Value) -> Result<Value> {
     if v.is_nil() {
         return Ok(Value::fixnum(0).unwrap_or(Value::NIL));
     }
@@ -453,7 +452,7 @@ fn p_len(rt: &mut Rt, a: &[Value]) -> Result<Value> {
         Some(Obj::List(l)) => l.len as i64,
         Some(Obj::Str(s)) => s.chars as i64,
         Some(Obj::Dict(d)) => d.len() as i64,
-        _ => return Err(type_error("len", "collection", rt.type_name(v))),
+        _ => return Err(type_error(name, "collection", rt.type_name(v))),
     };
     Ok(rt.int(n))
 }
@@ -787,34 +786,69 @@ fn parse_int_js(rt: &mut Rt, v: Value) -> Result<Value> {
     }
 }
 
+/// JS `parseFloat`: the longest prefix (after whitespace) that reads as a
+/// decimal number, with an optional signed exponent; none → nil.
 fn p_parse_float(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     if rt.num(a[0]).is_some() {
         return Ok(a[0]);
     }
     let s = rt.expect_str("parse-float", a[0])?;
-    let t = s.trim();
-    let end = t
-        .char_indices()
-        .take_while(|(i, c)| c.is_ascii_digit() || *c == '.' || ((*c == '-' || *c == '+') && *i == 0) || *c == 'e' || *c == 'E')
-        .map(|(i, c)| i + c.len_utf8())
-        .last()
-        .unwrap_or(0);
-    let mut cut = end;
-    while cut > 0 {
-        if let Ok(f) = t[..cut].parse::<f64>() {
-            return Ok(rt.float(f));
-        }
-        cut -= 1;
+    let t = s.trim_start().as_bytes();
+    let mut i = 0;
+    if matches!(t.first(), Some(b'+') | Some(b'-')) {
+        i += 1;
     }
-    Ok(Value::NIL)
+    let digits_start = i;
+    while t.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let mut any = i > digits_start;
+    if t.get(i) == Some(&b'.') {
+        let j = i + 1;
+        let mut k = j;
+        while t.get(k).is_some_and(u8::is_ascii_digit) {
+            k += 1;
+        }
+        if k > j || any {
+            any = any || k > j;
+            i = k;
+        }
+    }
+    if !any {
+        return Ok(Value::NIL);
+    }
+    if matches!(t.get(i), Some(b'e') | Some(b'E')) {
+        let mut k = i + 1;
+        if matches!(t.get(k), Some(b'+') | Some(b'-')) {
+            k += 1;
+        }
+        let exp_start = k;
+        while t.get(k).is_some_and(u8::is_ascii_digit) {
+            k += 1;
+        }
+        if k > exp_start {
+            i = k;
+        }
+    }
+    let text = std::str::from_utf8(&t[..i]).unwrap_or("");
+    match text.parse::<f64>() {
+        Ok(f) => Ok(rt.float(f)),
+        Err(_) => Ok(Value::NIL),
+    }
 }
 
 fn p_string_to_number(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let s = rt.expect_str("string->number", a[0])?;
     let t = s.trim();
     if let Some(v) = a.get(1) {
-        let radix = rt.expect_int("string->number", *v)? as u32;
-        return Ok(match i64::from_str_radix(t, radix) {
+        let radix = rt.expect_int("string->number", *v)?;
+        if !(2..=36).contains(&radix) {
+            return Err(Error::Msg(format!("string->number: radix must be between 2 and 36, got {radix}")));
+        }
+        if radix == 10 {
+            return p_string_to_number(rt, &a[..1]);
+        }
+        return Ok(match i64::from_str_radix(t, radix as u32) {
             Ok(n) => rt.int(n),
             Err(_) => Value::FALSE,
         });
@@ -822,8 +856,10 @@ fn p_string_to_number(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     if let Ok(n) = t.parse::<i64>() {
         return Ok(rt.int(n));
     }
+    let lower = t.to_ascii_lowercase();
+    let special = lower.contains("inf") || lower.contains("nan");
     match t.parse::<f64>() {
-        Ok(f) if !t.is_empty() && !t.contains("inf") && !t.contains("nan") => Ok(rt.float(f)),
+        Ok(f) if !t.is_empty() && !special => Ok(rt.float(f)),
         _ => Ok(Value::FALSE),
     }
 }
