@@ -98,6 +98,8 @@ pub(crate) enum Sf {
     LetStar,
     Letrec,
     DefineRecordType,
+    DefineType,
+    Defcomp,
     Defmacro,
     Match,
     LetMatch,
@@ -138,6 +140,8 @@ pub(crate) fn special_form_table() -> Vec<(&'static str, Sf)> {
         ("letrec", Letrec),
         ("letrec*", Letrec),
         ("define-record-type", DefineRecordType),
+        ("define-type", DefineType),
+        ("defcomp", Defcomp),
         ("defmacro", Defmacro),
         ("match", Match),
         ("let-match", LetMatch),
@@ -367,9 +371,15 @@ impl<'m> Analyzer<'m> {
 
     fn call(&mut self, form: Value, items: &[Value]) -> Result<NodeId> {
         let head = self.analyze(items[0])?;
+        // Calls of components (`~name`) pass keyword arguments as keywords.
+        let component = items[0].as_symbol().is_some_and(|s| self.m.rt.syms.name(s).starts_with('~'));
         let mut args = Vec::with_capacity(items.len() - 1);
         for a in &items[1..] {
-            args.push(self.analyze(*a)?);
+            if component && a.as_keyword().is_some() {
+                args.push(self.push(Node::Const(*a)));
+            } else {
+                args.push(self.analyze(*a)?);
+            }
         }
         let mut prim = None;
         let mut pure = false;
@@ -724,6 +734,26 @@ impl<'m> Analyzer<'m> {
                 self.analyze(acc)
             }
             Sf::DefineRecordType => self.define_record_type(args),
+            Sf::DefineType => self.define_type(args),
+            Sf::Defcomp => {
+                // (defcomp ~name (params...) body...) = (define (~name params...) body...)
+                need(2, self)?;
+                let name = args[0];
+                self.expect_sym(name, "defcomp")?;
+                let mut sig = vec![name];
+                match self.items(args[1]) {
+                    Some(ps) => sig.extend(ps),
+                    None if args[1].is_nil() => {}
+                    None => return Err(err_at(self.span, "defcomp: parameters must be a list")),
+                }
+                let define_s = self.sym("%define");
+                let sig = self.m.rt.list(sig);
+                let mut f = vec![define_s, sig];
+                f.extend_from_slice(&args[2..]);
+                let form = self.m.rt.list(f);
+                self.m.analysis_roots.push(form);
+                self.analyze(form)
+            }
             Sf::DefineProtocol => self.define_protocol(args),
             Sf::Implement => self.implement(args),
         }
@@ -1369,6 +1399,69 @@ impl<'m> Analyzer<'m> {
             }
         }
         let form = rt.list(forms);
+        self.m.analysis_roots.push(form);
+        self.analyze(form)
+    }
+
+    fn define_type(&mut self, args: &[Value]) -> Result<NodeId> {
+        // (define-type Maybe (Just value) (Nothing)) or bare `Nothing`.
+        if args.is_empty() {
+            return Err(err_at(self.span, "define-type: expected a type name and constructors"));
+        }
+        let tsym = self.expect_sym(args[0], "define-type")?;
+        let tname = self.m.rt.syms.name(tsym).trim_start_matches('<').trim_end_matches('>').to_string();
+        let (define_s, fn_s, quote_s, begin_s) = (self.sym("%define"), self.sym("%fn"), self.sym("%quote"), self.sym("%begin"));
+        let (mk_type, mk_new, is_s, get_s) = (self.sym("%record-type"), self.sym("%record-new"), self.sym("%record-is?"), self.sym("%record-get"));
+        let mut forms = vec![begin_s];
+        let v = self.sym("v");
+        for variant in &args[1..] {
+            let parts = match self.items(*variant) {
+                Some(p) if !p.is_empty() => p,
+                _ if variant.as_symbol().is_some() => vec![*variant],
+                _ => return Err(err_at(self.span, "define-type: each constructor must be (Name field...) or Name")),
+            };
+            let cname = self.expect_sym(parts[0], "define-type")?;
+            let cname_s = self.m.rt.syms.name(cname).to_string();
+            let fields = parts[1..].to_vec();
+            for f in &fields {
+                self.expect_sym(*f, "define-type")?;
+            }
+            let rt = &mut self.m.rt;
+            let rtd_sym = rt.symbol(&format!("%adt-{tname}-{cname_s}"));
+            let tname_v = rt.str(&tname);
+            let fl = rt.list(fields.clone());
+            let qfields = rt.list(vec![quote_s, fl]);
+            let ctor_v = rt.str(&cname_s);
+            let mk = rt.list(vec![mk_type, tname_v, qfields, ctor_v, Value::TRUE]);
+            forms.push(rt.list(vec![define_s, rtd_sym, mk]));
+            // Constructor.
+            let mut call = vec![mk_new, rtd_sym];
+            call.extend(fields.iter().copied());
+            let call = rt.list(call);
+            let mut sig = vec![parts[0]];
+            sig.extend(fields.iter().copied());
+            let sig = rt.list(sig);
+            forms.push(rt.list(vec![define_s, sig, call]));
+            // Predicate.
+            let pred = rt.symbol(&format!("{cname_s}?"));
+            let ps = rt.list(vec![v]);
+            let test = rt.list(vec![is_s, rtd_sym, v]);
+            let lam = rt.list(vec![fn_s, ps, test]);
+            forms.push(rt.list(vec![define_s, pred, lam]));
+            // Accessors.
+            for (i, f) in fields.iter().enumerate() {
+                let fname = sx_core::print::display(rt, *f);
+                let acc_name = format!("{cname_s}-{fname}");
+                let acc = rt.symbol(&acc_name);
+                let acc_str = rt.str(&acc_name);
+                let idx = Value::fixnum(i as i64).unwrap_or(Value::NIL);
+                let ps = rt.list(vec![v]);
+                let get = rt.list(vec![get_s, rtd_sym, v, idx, acc_str]);
+                let lam = rt.list(vec![fn_s, ps, get]);
+                forms.push(rt.list(vec![define_s, acc, lam]));
+            }
+        }
+        let form = self.m.rt.list(forms);
         self.m.analysis_roots.push(form);
         self.analyze(form)
     }

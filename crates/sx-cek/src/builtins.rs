@@ -7,7 +7,7 @@ use crate::machine::{Ctl, Machine, Protocol};
 use hashbrown::HashMap;
 use std::rc::Rc;
 use sx_core::error::{type_error, Error, Result};
-use sx_core::heap::{ExternObj, Obj, Tracer};
+use sx_core::heap::{ExternObj, Obj, Shape, Tracer};
 use sx_core::prims::PrimDef;
 use sx_core::{Rt, Value};
 
@@ -32,6 +32,11 @@ pub enum MOp {
     RegisterReaderMacro,
     IsContinuation,
     IsCallable,
+    SxParse,
+    MakeCoroutine,
+    CoResume,
+    CoYield,
+    CoStatus,
 }
 
 const V: Option<usize> = None;
@@ -66,7 +71,70 @@ pub(crate) fn machine_primitives() -> Vec<(&'static str, usize, Option<usize>, M
         ("continuation?", 1, Some(1), IsContinuation),
         ("callable?", 1, Some(1), IsCallable),
         ("procedure?", 1, Some(1), IsCallable),
+        ("sx-parse", 1, Some(1), SxParse),
+        ("make-coroutine", 1, Some(1), MakeCoroutine),
+        ("coroutine-resume", 1, Some(2), CoResume),
+        ("coroutine-yield", 0, Some(1), CoYield),
+        ("coroutine-status", 1, Some(1), CoStatus),
     ]
+}
+
+// ---- coroutines ----
+
+pub enum CoState {
+    /// Not started: the function to call on the first resume.
+    Ready(Value),
+    /// Stopped at a yield: the rest of its computation.
+    Suspended(Value),
+    Running,
+    Dead,
+}
+
+pub struct Coroutine {
+    pub state: CoState,
+}
+
+impl ExternObj for Coroutine {
+    fn trace(&self, t: &mut Tracer) {
+        match self.state {
+            CoState::Ready(v) | CoState::Suspended(v) => t.mark(v),
+            CoState::Running | CoState::Dead => {}
+        }
+    }
+    fn type_name(&self) -> &str {
+        "coroutine"
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+fn coroutine_mut(rt: &mut Rt, v: Value) -> Option<&mut Coroutine> {
+    match rt.heap.get_mut(v) {
+        Some(Obj::Extern(e)) => e.as_any_mut().downcast_mut::<Coroutine>(),
+        _ => None,
+    }
+}
+
+pub(crate) fn set_coroutine_dead(rt: &mut Rt, co: Value) {
+    if let Some(c) = coroutine_mut(rt, co) {
+        c.state = CoState::Dead;
+    }
+}
+
+fn coroutine_status(rt: &Rt, v: Value) -> Option<&'static str> {
+    match rt.heap.get(v) {
+        Some(Obj::Extern(e)) => e.as_any().downcast_ref::<Coroutine>().map(|c| match c.state {
+            CoState::Ready(_) => "ready",
+            CoState::Suspended(_) => "suspended",
+            CoState::Running => "running",
+            CoState::Dead => "dead",
+        }),
+        _ => None,
+    }
 }
 
 // ---- records ----
@@ -75,6 +143,8 @@ pub struct RecordType {
     pub name: Rc<str>,
     pub fields: Vec<Rc<str>>,
     pub ctor: Rc<str>,
+    /// A variant of a `define-type` ADT (errors name the constructor).
+    pub adt: bool,
 }
 
 impl ExternObj for RecordType {
@@ -88,8 +158,8 @@ impl ExternObj for RecordType {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
-    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
-        Some((format!("<record-type {}>", self.name), vec![]))
+    fn shape(&self) -> Shape {
+        Shape::Text(format!("<record-type {}>", self.name))
     }
 }
 
@@ -98,6 +168,7 @@ pub struct Record {
     pub type_name: Rc<str>,
     pub ctor: Rc<str>,
     pub fields: Vec<Value>,
+    pub adt: bool,
 }
 
 impl ExternObj for Record {
@@ -114,8 +185,8 @@ impl ExternObj for Record {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
-    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
-        Some((self.ctor.to_string(), self.fields.clone()))
+    fn shape(&self) -> Shape {
+        Shape::Ctor(self.ctor.to_string(), self.fields.clone())
     }
 }
 
@@ -143,7 +214,7 @@ fn record_of<'a>(rt: &'a Rt, rtd: Value, v: Value) -> Option<&'a Record> {
 
 pub(crate) fn native_extras() -> Vec<PrimDef> {
     vec![
-        PrimDef { name: "%record-type", min: 3, max: Some(3), pure: false, f: p_record_type },
+        PrimDef { name: "%record-type", min: 3, max: Some(4), pure: false, f: p_record_type },
         PrimDef { name: "%record-new", min: 1, max: None, pure: false, f: p_record_new },
         PrimDef { name: "%record-is?", min: 2, max: Some(2), pure: true, f: |rt, a| Ok(Value::bool(record_of(rt, a[0], a[1]).is_some())) },
         PrimDef { name: "%record-get", min: 4, max: Some(4), pure: true, f: p_record_get },
@@ -151,24 +222,47 @@ pub(crate) fn native_extras() -> Vec<PrimDef> {
         PrimDef { name: "record?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(record_parts(rt, a[0]).is_some())) },
         PrimDef { name: "lambda?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Lambda(_))))) },
         PrimDef { name: "macro?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(matches!(rt.heap.get(a[0]), Some(Obj::Macro(_))))) },
+        PrimDef { name: "coroutine?", min: 1, max: Some(1), pure: true, f: |rt, a| Ok(Value::bool(coroutine_status(rt, a[0]).is_some())) },
+        PrimDef { name: "coroutine-alive?", min: 1, max: Some(1), pure: true, f: |rt, a| match coroutine_status(rt, a[0]) { Some(s) => Ok(Value::bool(s != "dead")), None => Err(type_error("coroutine-alive?", "coroutine", rt.type_name(a[0]))) } },
         PrimDef { name: "%always-true", min: 0, max: None, pure: true, f: |_rt, _a| Ok(Value::TRUE) },
         PrimDef { name: "primitive?", min: 1, max: Some(1), pure: true, f: |_rt, a| Ok(Value::bool(a[0].as_prim().is_some())) },
     ]
+}
+
+/// What an accessor expects: the record type, or the constructor of an ADT variant.
+fn wanted(rt: &Rt, rtd: Value) -> String {
+    match rtd_of(rt, rtd) {
+        Some(t) if t.adt => t.ctor.to_string(),
+        Some(t) => t.name.to_string(),
+        None => "record".into(),
+    }
+}
+
+/// What an accessor got: an ADT value's constructor, else its type.
+fn got(rt: &Rt, v: Value) -> String {
+    match rt.heap.get(v) {
+        Some(Obj::Extern(e)) => match e.as_any().downcast_ref::<Record>() {
+            Some(r) if r.adt => r.ctor.to_string(),
+            _ => e.type_name().to_string(),
+        },
+        _ => rt.type_of(v),
+    }
 }
 
 fn p_record_type(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let name = rt.expect_str("%record-type", a[0])?;
     let fields = rt.expect_list("%record-type", a[1])?.into_iter().map(|f| rt.dict_key(f)).collect();
     let ctor = rt.expect_str("%record-type", a[2])?;
-    Ok(rt.heap.alloc(Obj::Extern(Box::new(RecordType { name, fields, ctor }))))
+    let adt = a.get(3).is_some_and(|v| v.truthy());
+    Ok(rt.heap.alloc(Obj::Extern(Box::new(RecordType { name, fields, ctor, adt }))))
 }
 
 fn p_record_new(rt: &mut Rt, a: &[Value]) -> Result<Value> {
-    let (type_name, ctor) = match rtd_of(rt, a[0]) {
-        Some(t) => (t.name.clone(), t.ctor.clone()),
+    let (type_name, ctor, adt) = match rtd_of(rt, a[0]) {
+        Some(t) => (t.name.clone(), t.ctor.clone(), t.adt),
         None => return Err(type_error("%record-new", "record-type", rt.type_name(a[0]))),
     };
-    let rec = Record { rtd: a[0], type_name, ctor, fields: a[1..].to_vec() };
+    let rec = Record { rtd: a[0], type_name, ctor, fields: a[1..].to_vec(), adt };
     Ok(rt.heap.alloc(Obj::Extern(Box::new(rec))))
 }
 
@@ -177,9 +271,8 @@ fn p_record_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     match record_of(rt, a[0], a[1]) {
         Some(r) => Ok(r.fields.get(i).copied().unwrap_or(Value::NIL)),
         None => {
-            let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
             let name = sx_core::print::display(rt, a[3]);
-            Err(Error::Msg(format!("{name}: expected {want}, got {}", rt.type_name(a[1]))))
+            Err(Error::Msg(format!("{name}: expected {}, got {}", wanted(rt, a[0]), got(rt, a[1]))))
         }
     }
 }
@@ -187,9 +280,8 @@ fn p_record_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 fn p_record_set(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let i = rt.expect_int("%record-set!", a[2])? as usize;
     if record_of(rt, a[0], a[1]).is_none() {
-        let want = rtd_of(rt, a[0]).map(|t| t.name.to_string()).unwrap_or_else(|| "record".into());
         let name = sx_core::print::display(rt, a[4]);
-        return Err(Error::Msg(format!("{name}: expected {want}, got {}", rt.type_name(a[1]))));
+        return Err(Error::Msg(format!("{name}: expected {}, got {}", wanted(rt, a[0]), got(rt, a[1]))));
     }
     if let Some(Obj::Extern(e)) = rt.heap.get_mut(a[1]) {
         if let Some(r) = e.as_any_mut().downcast_mut::<Record>() {
@@ -349,6 +441,93 @@ impl Machine {
                 let name = self.rt.dict_key(args[0]);
                 self.register_reader_macro(&name, args[1]);
                 Ok(Ctl::Ret(Value::NIL))
+            }
+            MOp::SxParse => {
+                let src = self.rt.expect_str("sx-parse", args[0])?;
+                let forms = sx_syntax::parse(&src).map_err(|d| Error::Msg(format!("sx-parse: {}:{}: {}", d.span.line, d.span.col, d.message)))?;
+                let mut spans = crate::analyze::SpanMap::new();
+                let base = self.analysis_roots.len();
+                for f in &forms {
+                    match crate::analyze::datum_to_form(self, f, &mut spans) {
+                        Ok(v) => self.analysis_roots.push(v),
+                        Err(e) => {
+                            self.analysis_roots.truncate(base);
+                            return Err(e);
+                        }
+                    }
+                }
+                let items = self.analysis_roots.split_off(base);
+                Ok(Ctl::Ret(self.rt.list(items)))
+            }
+            MOp::MakeCoroutine => {
+                let co = Coroutine { state: CoState::Ready(args[0]) };
+                Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Extern(Box::new(co)))))
+            }
+            MOp::CoStatus => match coroutine_status(&self.rt, args[0]) {
+                Some(s) => Ok(Ctl::Ret(self.rt.str(s))),
+                None => Err(type_error("coroutine-status", "coroutine", self.rt.type_name(args[0]))),
+            },
+            MOp::CoResume => {
+                let co = args[0];
+                let v = args.get(1).copied();
+                let state = match coroutine_mut(&mut self.rt, co) {
+                    Some(c) => std::mem::replace(&mut c.state, CoState::Running),
+                    None => return Err(type_error("coroutine-resume", "coroutine", self.rt.type_name(co))),
+                };
+                match state {
+                    CoState::Ready(f) => {
+                        self.push_frame(Frame::Coroutine { co });
+                        let base = self.vals.len();
+                        self.vals.push(f);
+                        if let Some(v) = v {
+                            self.vals.push(v);
+                        }
+                        Ok(Ctl::Apply(base))
+                    }
+                    CoState::Suspended(k) => {
+                        let (entries, vals) = match self.rt.heap.get(k) {
+                            Some(Obj::Extern(e)) => match e.as_any().downcast_ref::<crate::frames::ContinuationObj>() {
+                                Some(c) => (c.entries.clone(), c.vals.clone()),
+                                None => return Err(Error::msg("internal: bad coroutine continuation")),
+                            },
+                            _ => return Err(Error::msg("internal: bad coroutine continuation")),
+                        };
+                        self.push_frame(Frame::Coroutine { co });
+                        self.reinstate(entries, &vals);
+                        Ok(Ctl::Ret(v.unwrap_or(Value::NIL)))
+                    }
+                    CoState::Running => Err(Error::msg("coroutine-resume: coroutine is already running")),
+                    CoState::Dead => {
+                        set_coroutine_dead(&mut self.rt, co);
+                        Err(Error::msg("coroutine-resume: coroutine is dead"))
+                    }
+                }
+            }
+            MOp::CoYield => {
+                let v = args.first().copied().unwrap_or(Value::NIL);
+                let mut idx = self.entries.len();
+                let mut found = None;
+                while idx > 0 {
+                    idx -= 1;
+                    match self.entries[idx].frame {
+                        Frame::Coroutine { co } => {
+                            found = Some((idx, co));
+                            break;
+                        }
+                        Frame::Barrier => break,
+                        _ => {}
+                    }
+                }
+                let Some((idx, co)) = found else {
+                    return Err(Error::msg("coroutine-yield: not inside a coroutine"));
+                };
+                self.analysis_roots.push(v);
+                let k = self.capture_above(idx);
+                self.analysis_roots.pop();
+                if let Some(c) = coroutine_mut(&mut self.rt, co) {
+                    c.state = CoState::Suspended(k);
+                }
+                Ok(Ctl::Ret(v))
             }
             MOp::IsContinuation => {
                 let is = matches!(self.rt.heap.get(args[0]), Some(Obj::Extern(e)) if e.as_any().is::<crate::frames::ContinuationObj>());

@@ -36,6 +36,8 @@ pub enum Frame {
     Scope { name: Value, value: Value, emitted: Value },
     Wind { id: u64, before: Value, after: Value },
     Ho { op: HoOp, f: Value, lists: Value, i: u32, n: u32, acc: Value, multi: bool },
+    /// The bottom of a running coroutine; `coroutine-yield` captures up to here.
+    Coroutine { co: Value },
 }
 
 impl Frame {
@@ -57,6 +59,7 @@ impl Frame {
                 t.mark(*before);
                 t.mark(*after);
             }
+            Frame::Coroutine { co } => t.mark(*co),
             Frame::Ho { f, lists, acc, .. } => {
                 t.mark(*f);
                 t.mark(*lists);

@@ -170,7 +170,7 @@ impl Machine {
             let id = m.rt.syms.intern(name);
             m.special_forms.insert(id, sf);
         }
-        for p in native_primitives().into_iter().chain(crate::builtins::native_extras()) {
+        for p in native_primitives().into_iter().chain(sx_core::ext::primitives()).chain(crate::builtins::native_extras()) {
             m.add_prim(Prim { name: p.name, min: p.min, max: p.max, pure: p.pure, kind: PrimKind::Native(p.f) });
         }
         for (name, min, max, op) in machine_primitives() {
@@ -194,6 +194,16 @@ impl Machine {
     /// Names of every primitive, native and machine-level.
     pub fn primitive_names(&self) -> Vec<&'static str> {
         self.prims.iter().map(|p| p.name).collect()
+    }
+
+    /// Names of every bound global.
+    pub fn global_names(&self) -> Vec<String> {
+        self.globals
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != Value::UNBOUND)
+            .map(|(i, _)| self.rt.syms.name(i as u32).to_string())
+            .collect()
     }
 
     /// Names of every special form (including internal aliases).
@@ -675,6 +685,10 @@ impl Machine {
                             }
                         }
                         Frame::Ho { op, f, lists, i, n, acc, multi } => self.ho_step(op, f, lists, i, n, acc, multi, v),
+                        Frame::Coroutine { co } => {
+                            crate::builtins::set_coroutine_dead(&mut self.rt, co);
+                            Ctl::Ret(v)
+                        }
                     };
                 }
                 Ctl::Apply(base) => {
@@ -1369,13 +1383,36 @@ impl Machine {
             let vbase_now = self.entries.last().map_or(0, |e| e.vbase as usize);
             let _ = vbase_now;
         }
+        self.reinstate(entries, &vals);
+        Ok(Ctl::Ret(v))
+    }
+
+    /// Push captured frames (and their value-stack segment) on top of the
+    /// current continuation.
+    pub(crate) fn reinstate(&mut self, entries: Vec<Entry>, vals: &[Value]) {
         let shift = self.vals.len() as u32;
-        self.vals.extend_from_slice(&vals);
+        self.vals.extend_from_slice(vals);
         for mut e in entries {
             e.vbase += shift;
             self.entries.push(e);
         }
-        Ok(Ctl::Ret(v))
+    }
+
+    /// Capture the frames above index `idx` as a delimited continuation and
+    /// remove them together with frame `idx`.
+    pub(crate) fn capture_above(&mut self, idx: usize) -> Value {
+        let start = idx + 1;
+        let vstart = self.entries.get(start).map_or(self.vals.len(), |e| e.vbase as usize);
+        let mut entries: Vec<Entry> = self.entries[start..].to_vec();
+        for e in &mut entries {
+            e.vbase -= vstart as u32;
+        }
+        let vals = self.vals[vstart..].to_vec();
+        let mark_vbase = self.entries[idx].vbase as usize;
+        self.entries.truncate(idx);
+        self.vals.truncate(mark_vbase.min(vstart));
+        let k = ContinuationObj { entries, vals, delimited: true };
+        self.rt.heap.alloc(Obj::Extern(Box::new(k)))
     }
 
     // ---- errors ----
@@ -1452,6 +1489,9 @@ impl Machine {
         self.analysis_roots.push(v);
         while self.entries.len() > idx + 1 {
             let Some(top) = self.entries.pop() else { break };
+            if let Frame::Coroutine { co } = top.frame {
+                crate::builtins::set_coroutine_dead(&mut self.rt, co);
+            }
             if let Frame::Wind { after, .. } = top.frame {
                 if let Err(e) = self.call_value(after, &[]) {
                     self.analysis_roots.pop();

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 use sx::{Engine, EngineOptions, SxError};
 
+mod repl;
+
 #[derive(Parser)]
 #[command(name = "sx", version, about = "The SX language (Rust host)", args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -87,7 +89,7 @@ fn main() -> ExitCode {
         };
     }
     match &cli.cmd {
-        Some(Cmd::Repl) => repl(&mut eng),
+        Some(Cmd::Repl) => repl::run(&mut eng, &cli.backend),
         Some(Cmd::Test { jsonl, files, .. }) => run_tests(&cli, files, *jsonl),
         Some(Cmd::Bench { iterations, warmup, arg, file, .. }) => bench(&mut eng, file, *iterations, *warmup, arg.as_deref()),
         None => match &cli.file {
@@ -95,7 +97,7 @@ fn main() -> ExitCode {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => report(&e),
             },
-            None => repl(&mut eng),
+            None => repl::run(&mut eng, &cli.backend),
         },
     }
 }
@@ -104,74 +106,6 @@ fn report(e: &SxError) -> ExitCode {
     let _ = std::io::stdout().flush();
     eprintln!("{e}");
     ExitCode::from(1)
-}
-
-fn repl(eng: &mut Engine) -> ExitCode {
-    let mut rl = match rustyline::DefaultEditor::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sx: cannot start the line editor: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let mut buf = String::new();
-    loop {
-        let prompt = if buf.is_empty() { "sx> " } else { "... " };
-        match rl.readline(prompt) {
-            Ok(line) => {
-                buf.push_str(&line);
-                buf.push('\n');
-                if !balanced(&buf) {
-                    continue;
-                }
-                let src = std::mem::take(&mut buf);
-                if src.trim().is_empty() {
-                    continue;
-                }
-                let _ = rl.add_history_entry(src.trim_end());
-                match eng.eval_str(&src, "<repl>") {
-                    Ok(v) => println!("{}", eng.inspect(v)),
-                    Err(e) => eprintln!("{e}"),
-                }
-            }
-            Err(rustyline::error::ReadlineError::Interrupted) => buf.clear(),
-            Err(_) => return ExitCode::SUCCESS,
-        }
-    }
-}
-
-/// True when every bracket opened outside strings and comments is closed.
-fn balanced(src: &str) -> bool {
-    let mut depth: i64 = 0;
-    let mut in_str = false;
-    let mut escape = false;
-    let mut comment = false;
-    for c in src.chars() {
-        if comment {
-            if c == '\n' {
-                comment = false;
-            }
-            continue;
-        }
-        if in_str {
-            if escape {
-                escape = false;
-            } else if c == '\\' {
-                escape = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            ';' => comment = true,
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth -= 1,
-            _ => {}
-        }
-    }
-    depth <= 0 && !in_str
 }
 
 fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {

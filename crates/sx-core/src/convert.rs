@@ -15,7 +15,10 @@ pub fn datum_to_value(rt: &mut Rt, d: &Datum) -> Result<Value> {
         DatumKind::Bool(b) => Value::bool(*b),
         DatumKind::Int(i) => rt.int(*i),
         DatumKind::Float(f) => rt.float(*f),
-        DatumKind::Rational(n, den) => rt.float(*n as f64 / *den as f64),
+        DatumKind::Rational(n, den) => {
+            let r = crate::num::make_rat(*n as i128, *den as i128);
+            rt.num_value(r)
+        }
         DatumKind::Str(s) => rt.str(s),
         DatumKind::Char(c) => Value::char(*c),
         DatumKind::Symbol(s) => rt.symbol(s),

@@ -175,6 +175,7 @@ fn from_value(rt: &Rt, v: Value) -> Option<DateTime> {
             Some(x) => match rt.num(*x)? {
                 crate::num::Num::Int(i) => Some(i),
                 crate::num::Num::Float(f) => Some(f as i64),
+                crate::num::Num::Rat(..) => None,
             },
             None => Some(def),
         }

@@ -108,10 +108,23 @@ pub trait ExternObj: Any {
     fn type_name(&self) -> &str;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// For printing as a constructor call `(Name field ...)`; `None` prints `<type>`.
-    fn print_parts(&self) -> Option<(String, Vec<Value>)> {
-        None
+    /// How the object prints and compares with `equal?`; `Opaque` prints `<type>`.
+    fn shape(&self) -> Shape {
+        Shape::Opaque
     }
+}
+
+/// The printable, comparable structure of an [`ExternObj`].
+pub enum Shape {
+    /// `(Name field ...)` — records and ADT values; `equal?` compares name and fields.
+    Ctor(String, Vec<Value>),
+    /// A sequence printed between `open` and `close` (e.g. `#(` `)` for
+    /// vectors); `equal?` compares elements.
+    Seq { open: &'static str, close: &'static str, items: Vec<Value> },
+    /// Printed as the given text; `equal?` compares by identity.
+    Text(String),
+    /// Printed as `<type-name>`; `equal?` compares by identity.
+    Opaque,
 }
 
 /// A heap object.
@@ -121,6 +134,8 @@ pub enum Obj {
     Float(f64),
     /// An integer outside the fixnum range.
     Int(i64),
+    /// An exact rational: reduced, denominator > 1.
+    Rational(i64, i64),
     Str(SxStr),
     List(ListObj),
     Dict(Box<DictMap>),
@@ -137,7 +152,7 @@ impl Obj {
     pub fn type_name(&self) -> &str {
         match self {
             Obj::Free(_) => "free",
-            Obj::Float(_) | Obj::Int(_) => "number",
+            Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => "number",
             Obj::Str(_) => "string",
             Obj::List(_) => "list",
             Obj::Dict(_) => "dict",
@@ -402,7 +417,7 @@ impl Heap {
                 let old = std::mem::replace(&mut self.objs[i], Obj::Free(self.free_head));
                 match old {
                     // Plain data: nothing to release.
-                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) => std::mem::forget(old),
+                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => std::mem::forget(old),
                     Obj::Env(e) if e.slots.len() <= POOLED_ENV_MAX => {
                         if let Some(pool) = self.env_pool.get_mut(e.slots.len()) {
                             if pool.len() < POOL_CAP {
@@ -453,7 +468,7 @@ impl Heap {
 
 fn trace_obj(obj: &Obj, t: &mut Tracer) {
     match obj {
-        Obj::Free(_) | Obj::Float(_) | Obj::Int(_) | Obj::Str(_) => {}
+        Obj::Free(_) | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) | Obj::Str(_) => {}
         Obj::List(l) => {
             let b = l.buf.borrow();
             let len = (l.len as usize).min(b.len());

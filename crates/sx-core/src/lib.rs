@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod dates;
 pub mod error;
+pub mod ext;
 pub mod heap;
 pub mod num;
 pub mod prims;

@@ -3,7 +3,7 @@
 //! evaluator because their callbacks run through it).
 
 use crate::error::{arity_error, type_error, Error, Result};
-use crate::heap::{DictMap, ListObj, Obj};
+use crate::heap::{DictMap, ListObj, Obj, Shape};
 use crate::num::{self, Num};
 use crate::print::{display, inspect};
 use crate::rt::Rt;
@@ -61,19 +61,21 @@ prims! {
     "pow" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("pow", a[0])?, rt.expect_num("pow", a[1])?); Ok(rt.num_value(num::pow(x, y))) };
     "expt" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("expt", a[0])?, rt.expect_num("expt", a[1])?); Ok(rt.num_value(num::pow(x, y))) };
     "sqrt" [1, n(1), true] => |rt, a| { let x = rt.expect_num("sqrt", a[0])?.to_f64(); Ok(rt.float(x.sqrt())) };
-    "floor" [1, n(1), true] => |rt, a| rounding(rt, "floor", a[0], f64::floor);
-    "ceil" [1, n(1), true] => |rt, a| rounding(rt, "ceil", a[0], f64::ceil);
-    "ceiling" [1, n(1), true] => |rt, a| rounding(rt, "ceiling", a[0], f64::ceil);
-    "round" [1, n(1), true] => |rt, a| rounding(rt, "round", a[0], f64::round);
-    "truncate" [1, n(1), true] => |rt, a| rounding(rt, "truncate", a[0], f64::trunc);
-    "abs" [1, n(1), true] => |rt, a| match rt.expect_num("abs", a[0])? { Num::Int(i) => Ok(match i.checked_abs() { Some(r) => rt.int(r), None => rt.float((i as f64).abs()) }), Num::Float(f) => Ok(rt.float(f.abs())) };
+    "floor" [1, n(1), true] => |rt, a| rounding(rt, "floor", a[0], num::floor_num);
+    "ceil" [1, n(1), true] => |rt, a| rounding(rt, "ceil", a[0], num::ceil_num);
+    "ceiling" [1, n(1), true] => |rt, a| rounding(rt, "ceiling", a[0], num::ceil_num);
+    "round" [1, n(1), true] => |rt, a| rounding(rt, "round", a[0], num::round_num);
+    "truncate" [1, n(1), true] => |rt, a| rounding(rt, "truncate", a[0], num::trunc_num);
+    "abs" [1, n(1), true] => |rt, a| match rt.expect_num("abs", a[0])? { Num::Int(i) => Ok(match i.checked_abs() { Some(r) => rt.int(r), None => rt.float((i as f64).abs()) }), Num::Rat(n, d) => Ok(rt.num_value(num::make_rat((n as i128).abs(), d as i128))), Num::Float(f) => Ok(rt.float(f.abs())) };
     "inc" [1, n(1), true] => |rt, a| { let x = rt.expect_num("inc", a[0])?; Ok(rt.num_value(num::add(x, Num::Int(1)))) };
     "dec" [1, n(1), true] => |rt, a| { let x = rt.expect_num("dec", a[0])?; Ok(rt.num_value(num::sub(x, Num::Int(1)))) };
     "min" [1, V, true] => |rt, a| extremum(rt, "min", a, std::cmp::Ordering::Less);
     "max" [1, V, true] => |rt, a| extremum(rt, "max", a, std::cmp::Ordering::Greater);
     "clamp" [3, n(3), true] => p_clamp;
     "exact->inexact" [1, n(1), true] => |rt, a| { let x = rt.expect_num("exact->inexact", a[0])?.to_f64(); Ok(rt.float(x)) };
-    "inexact->exact" [1, n(1), true] => |rt, a| rounding(rt, "inexact->exact", a[0], f64::round);
+    "inexact->exact" [1, n(1), true] => |rt, a| { let x = rt.expect_num("inexact->exact", a[0])?; Ok(rt.num_value(num::to_exact(x))) };
+    "exact" [1, n(1), true] => |rt, a| { let x = rt.expect_num("exact", a[0])?; Ok(rt.num_value(num::to_exact(x))) };
+    "inexact" [1, n(1), true] => |rt, a| { let x = rt.expect_num("inexact", a[0])?.to_f64(); Ok(rt.float(x)) };
     // comparison
     "=" [1, V, true] => |rt, a| Ok(Value::bool(a.windows(2).all(|w| values_equal(rt, w[0], w[1])))) ;
     "!=" [2, n(2), true] => |rt, a| Ok(Value::bool(!values_equal(rt, a[0], a[1])));
@@ -91,8 +93,11 @@ prims! {
     "number?" [1, n(1), true] => |rt, a| Ok(Value::bool(rt.is_number(a[0])));
     "integer?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Int(_))) || matches!(rt.num(a[0]), Some(Num::Float(f)) if f.fract() == 0.0 && f.is_finite() && false)));
     "float?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Float(_)))));
-    "exact?" [1, n(1), true] => |rt, a| { match rt.expect_num("exact?", a[0])? { Num::Int(_) => Ok(Value::TRUE), Num::Float(_) => Ok(Value::FALSE) } };
-    "inexact?" [1, n(1), true] => |rt, a| { match rt.expect_num("inexact?", a[0])? { Num::Int(_) => Ok(Value::FALSE), Num::Float(_) => Ok(Value::TRUE) } };
+    "exact?" [1, n(1), true] => |rt, a| Ok(Value::bool(rt.expect_num("exact?", a[0])?.is_exact()));
+    "inexact?" [1, n(1), true] => |rt, a| Ok(Value::bool(!rt.expect_num("inexact?", a[0])?.is_exact()));
+    "rational?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Int(_)) | Some(Num::Rat(..)))));
+    "numerator" [1, n(1), true] => |rt, a| match rt.expect_num("numerator", a[0])? { Num::Int(i) => Ok(rt.int(i)), Num::Rat(n, _) => Ok(rt.int(n)), Num::Float(f) => match num::float_to_exact(f) { Some(Num::Rat(n, _)) => Ok(rt.float(n as f64)), _ => Ok(rt.float(f)) } };
+    "denominator" [1, n(1), true] => |rt, a| match rt.expect_num("denominator", a[0])? { Num::Int(_) => Ok(rt.int(1)), Num::Rat(_, d) => Ok(rt.int(d)), Num::Float(f) => match num::float_to_exact(f) { Some(Num::Rat(_, d)) => Ok(rt.float(d as f64)), _ => Ok(rt.float(1.0)) } };
     "string?" [1, n(1), true] => |rt, a| Ok(Value::bool(rt.as_str(a[0]).is_some()));
     "symbol?" [1, n(1), true] => |_rt, a| Ok(Value::bool(a[0].as_symbol().is_some()));
     "keyword?" [1, n(1), true] => |_rt, a| Ok(Value::bool(a[0].as_keyword().is_some()));
@@ -190,7 +195,6 @@ prims! {
     "error" [1, V, false] => |rt, a| { let mut msg = display(rt, a[0]); for v in &a[1..] { msg.push(' '); msg.push_str(&display(rt, *v)); } Err(Error::Msg(msg)) };
     "raise" [1, n(1), false] => |_rt, a| Err(Error::Raise(a[0]));
     "assert" [1, n(2), false] => |rt, a| { if a[0].truthy() { Ok(Value::TRUE) } else { Err(Error::Msg(match a.get(1) { Some(m) => display(rt, *m), None => "Assertion failed".into() })) } };
-    "sx-parse" [1, n(1), true] => |rt, a| { let s = rt.expect_str("sx-parse", a[0])?; match sx_syntax::parse(&s) { Ok(forms) => { let mut vs = Vec::with_capacity(forms.len()); for f in &forms { vs.push(crate::convert::datum_to_value(rt, f)?); } Ok(rt.list(vs)) } Err(d) => Err(Error::Msg(format!("sx-parse: {}:{}: {}", d.span.line, d.span.col, d.message))) } };
 }
 
 use std::io::Write as _;
@@ -242,11 +246,9 @@ pub fn p_div(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     Ok(rt.num_value(acc))
 }
 
-fn rounding(rt: &mut Rt, name: &str, v: Value, f: fn(f64) -> f64) -> Result<Value> {
-    match rt.expect_num(name, v)? {
-        Num::Int(i) => Ok(rt.int(i)),
-        Num::Float(x) => Ok(rt.num_value(num::float_to_int(f(x)))),
-    }
+fn rounding(rt: &mut Rt, name: &str, v: Value, f: fn(Num) -> Num) -> Result<Value> {
+    let x = rt.expect_num(name, v)?;
+    Ok(rt.num_value(f(x)))
 }
 
 fn extremum(rt: &mut Rt, name: &str, a: &[Value], want: std::cmp::Ordering) -> Result<Value> {
@@ -326,15 +328,17 @@ fn values_equal_depth(rt: &Rt, a: Value, b: Value, depth: usize) -> bool {
         }
         (Some(Obj::Str(x)), None) => b.as_keyword().is_some_and(|k| *x.s == *rt.syms.name(k)),
         (None, Some(Obj::Str(y))) => a.as_keyword().is_some_and(|k| *y.s == *rt.syms.name(k)),
-        (Some(Obj::Extern(x)), Some(Obj::Extern(y))) => match (x.print_parts(), y.print_parts()) {
-            (Some((n1, f1)), Some((n2, f2))) => {
-                x.type_name() == y.type_name()
-                    && n1 == n2
-                    && f1.len() == f2.len()
-                    && f1.iter().zip(f2.iter()).all(|(p, q)| values_equal_depth(rt, *p, *q, depth + 1))
+        (Some(Obj::Extern(x)), Some(Obj::Extern(y))) => {
+            if x.type_name() != y.type_name() {
+                return false;
             }
-            _ => false,
-        },
+            let same = |f1: &[Value], f2: &[Value]| f1.len() == f2.len() && f1.iter().zip(f2.iter()).all(|(p, q)| values_equal_depth(rt, *p, *q, depth + 1));
+            match (x.shape(), y.shape()) {
+                (Shape::Ctor(n1, f1), Shape::Ctor(n2, f2)) => n1 == n2 && same(&f1, &f2),
+                (Shape::Seq { items: i1, .. }, Shape::Seq { items: i2, .. }) => same(&i1, &i2),
+                _ => false,
+            }
+        }
         _ => false,
     }
 }
@@ -348,6 +352,7 @@ pub fn eqv(rt: &Rt, a: Value, b: Value) -> bool {
     match (rt.num(a), rt.num(b)) {
         (Some(Num::Int(x)), Some(Num::Int(y))) => return x == y,
         (Some(Num::Float(x)), Some(Num::Float(y))) => return x == y,
+        (Some(Num::Rat(a1, b1)), Some(Num::Rat(a2, b2))) => return a1 == a2 && b1 == b2,
         (Some(_), Some(_)) => return false,
         _ => {}
     }
@@ -856,6 +861,15 @@ fn p_string_to_number(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     if let Ok(n) = t.parse::<i64>() {
         return Ok(rt.int(n));
     }
+    if let Ok(Some(d)) = sx_syntax::parse_one(t) {
+        if d.span.end as usize == t.len() {
+            match d.kind {
+                sx_syntax::DatumKind::Rational(n, den) => return Ok(rt.num_value(num::make_rat(n as i128, den as i128))),
+                sx_syntax::DatumKind::Int(n) if t.contains('/') => return Ok(rt.int(n)),
+                _ => {}
+            }
+        }
+    }
     let lower = t.to_ascii_lowercase();
     let special = lower.contains("inf") || lower.contains("nan");
     match t.parse::<f64>() {
@@ -1010,6 +1024,7 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
     if let Some(n) = rt.num(v) {
         match n {
             Num::Int(i) => out.push_str(&i.to_string()),
+            Num::Rat(..) => out.push_str(&crate::print::format_float(n.to_f64())),
             Num::Float(f) if f.is_finite() => out.push_str(&crate::print::format_float(f)),
             Num::Float(_) => out.push_str("null"),
         }

@@ -1,6 +1,6 @@
 //! Printing values: `inspect` (readable) and `display` (what `str` concatenates).
 
-use crate::heap::Obj;
+use crate::heap::{Obj, Shape};
 use crate::rt::Rt;
 use crate::value::Value;
 use std::fmt::Write;
@@ -146,6 +146,9 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
         Some(Obj::Int(n)) => {
             let _ = write!(out, "{n}");
         }
+        Some(Obj::Rational(n, d)) => {
+            let _ = write!(out, "{n}/{d}");
+        }
         Some(Obj::Str(s)) => {
             if readable {
                 write_string_literal(&s.s, out);
@@ -193,21 +196,28 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
             None => out.push_str("<macro>"),
         },
         Some(Obj::Env(_)) | Some(Obj::Env2 { .. }) => out.push_str("<env>"),
-        Some(Obj::Extern(e)) => match e.print_parts() {
-            Some((name, fields)) => {
-                if fields.is_empty() {
-                    out.push_str(&name);
-                } else {
-                    out.push('(');
-                    out.push_str(&name);
-                    for f in fields {
-                        out.push(' ');
-                        write_value(rt, f, true, out, depth + 1);
-                    }
-                    out.push(')');
+        Some(Obj::Extern(e)) => match e.shape() {
+            Shape::Ctor(name, fields) => {
+                out.push('(');
+                out.push_str(&name);
+                for f in fields {
+                    out.push(' ');
+                    write_value(rt, f, true, out, depth + 1);
                 }
+                out.push(')');
             }
-            None => {
+            Shape::Seq { open, close, items } => {
+                out.push_str(open);
+                for (i, x) in items.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    write_value(rt, x, readable, out, depth + 1);
+                }
+                out.push_str(close);
+            }
+            Shape::Text(t) => out.push_str(&t),
+            Shape::Opaque => {
                 let _ = write!(out, "<{}>", e.type_name());
             }
         },

@@ -197,6 +197,16 @@ impl Engine {
         self.m.special_form_names().into_iter().filter(|n| !n.starts_with('%')).collect()
     }
 
+    /// Every globally bound name (for completion), sorted.
+    pub fn global_names(&self) -> Vec<String> {
+        let mut v = self.m.global_names();
+        v.retain(|n| !n.starts_with('%'));
+        v.extend(self.special_form_names());
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// True when `name` is bound globally (primitive, prelude or user definition).
     pub fn is_defined(&self, name: &str) -> bool {
         self.m.lookup_global(name).is_some()
