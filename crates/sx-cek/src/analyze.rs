@@ -374,11 +374,14 @@ impl<'m> Analyzer<'m> {
         // Calls of components (`~name`) pass keyword arguments as keywords.
         let component = items[0].as_symbol().is_some_and(|s| self.m.rt.syms.name(s).starts_with('~'));
         let mut args = Vec::with_capacity(items.len() - 1);
+        let mut value_next = false;
         for a in &items[1..] {
-            if component && a.as_keyword().is_some() {
+            if component && !value_next && a.as_keyword().is_some() {
                 args.push(self.push(Node::Const(*a)));
+                value_next = true;
             } else {
                 args.push(self.analyze(*a)?);
+                value_next = false;
             }
         }
         let mut prim = None;

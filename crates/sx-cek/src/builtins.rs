@@ -73,7 +73,7 @@ pub(crate) fn machine_primitives() -> Vec<(&'static str, usize, Option<usize>, M
         ("procedure?", 1, Some(1), IsCallable),
         ("sx-parse", 1, Some(1), SxParse),
         ("make-coroutine", 1, Some(1), MakeCoroutine),
-        ("coroutine-resume", 1, Some(2), CoResume),
+        ("coroutine-resume", 1, None, CoResume),
         ("coroutine-yield", 0, Some(1), CoYield),
         ("coroutine-status", 1, Some(1), CoStatus),
     ]
@@ -470,6 +470,7 @@ impl Machine {
             MOp::CoResume => {
                 let co = args[0];
                 let v = args.get(1).copied();
+                let extra = args.get(1..).map(|a| a.to_vec()).unwrap_or_default();
                 let state = match coroutine_mut(&mut self.rt, co) {
                     Some(c) => std::mem::replace(&mut c.state, CoState::Running),
                     None => return Err(type_error("coroutine-resume", "coroutine", self.rt.type_name(co))),
@@ -479,9 +480,7 @@ impl Machine {
                         self.push_frame(Frame::Coroutine { co });
                         let base = self.vals.len();
                         self.vals.push(f);
-                        if let Some(v) = v {
-                            self.vals.push(v);
-                        }
+                        self.vals.extend(extra);
                         Ok(Ctl::Apply(base))
                     }
                     CoState::Suspended(k) => {

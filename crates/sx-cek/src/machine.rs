@@ -1253,17 +1253,18 @@ impl Machine {
                 let l = self.rt.list(extra);
                 slots.push(l);
             } else {
-                // &key: `key value` pairs (keys arrive as strings or keywords);
-                // anything else goes to the rest list.
+                // &key: `:key value` pairs (keywords only; unknown keys are
+                // ignored); everything else goes to the rest list in order.
                 let mut kv = vec![Value::NIL; p.keys.len()];
                 let mut rest = Vec::new();
                 let mut i = 0;
                 while i < extra.len() {
-                    let k = self.rt.key_of(extra[i]);
-                    let pos = k.and_then(|k| p.keys.iter().position(|x| **x == *k));
-                    match pos {
-                        Some(pos) if i + 1 < extra.len() && (extra[i].as_keyword().is_some() || self.rt.as_str(extra[i]).is_some()) => {
-                            kv[pos] = extra[i + 1];
+                    match extra[i].as_keyword() {
+                        Some(kid) if i + 1 < extra.len() => {
+                            let k = self.rt.syms.name(kid);
+                            if let Some(pos) = p.keys.iter().position(|x| **x == *k) {
+                                kv[pos] = extra[i + 1];
+                            }
                             i += 2;
                         }
                         _ => {
