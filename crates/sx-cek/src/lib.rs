@@ -11,4 +11,4 @@ pub mod code;
 pub mod frames;
 pub mod machine;
 
-pub use machine::{EvalError, Machine};
+pub use machine::{EvalError, Machine, TraceFrame};

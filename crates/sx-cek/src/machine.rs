@@ -36,6 +36,32 @@ pub struct EvalError {
     pub value: Value,
     pub file: Option<Rc<str>>,
     pub span: Option<Span>,
+    /// Active functions when the error was raised, innermost first.
+    pub backtrace: Vec<TraceFrame>,
+}
+
+/// One line of an SX backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceFrame {
+    /// The function's name, `<lambda>` or `<top level>`.
+    pub name: String,
+    pub file: Rc<str>,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl std::fmt::Display for TraceFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}:{}:{}", self.name, self.file, self.line, self.col)
+    }
+}
+
+fn code_label(code: &Code) -> String {
+    match (&code.name, &code.params) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(_)) => "<lambda>".into(),
+        (None, None) => "<top level>".into(),
+    }
 }
 
 impl std::fmt::Display for EvalError {
@@ -99,6 +125,8 @@ pub struct Machine {
     pending_err: Option<Error>,
     /// `err_span` was set at the exact call that failed.
     err_span_precise: bool,
+    /// Backtrace of the last error that reached a run's barrier.
+    last_backtrace: Vec<TraceFrame>,
 }
 
 struct MachineRoots<'a> {
@@ -165,6 +193,7 @@ impl Machine {
             run_depth: 0,
             pending_err: None,
             err_span_precise: false,
+            last_backtrace: Vec::new(),
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -337,12 +366,38 @@ impl Machine {
             Error::Msg(m) => (m, Value::NIL),
             Error::Raise(v) => (self.rt.error_message(v), v),
         };
-        EvalError { message, value, file, span }
+        EvalError { message, value, file, span, backtrace: Vec::new() }
+    }
+
+    /// The functions active at an uncaught error: the code where it was
+    /// raised, then each pending frame of this run (one per activation).
+    fn build_backtrace(&self, code: &Code) -> Vec<TraceFrame> {
+        let mut out = Vec::new();
+        let file = self.err_file.clone().unwrap_or_else(|| code.file.clone());
+        out.push(TraceFrame { name: code_label(code), file, line: self.err_span.line, col: self.err_span.col });
+        let mut last: Option<(u64, Value)> = None;
+        for e in self.entries.iter().rev() {
+            match &e.frame {
+                Frame::Barrier => break,
+                Frame::Node { code: c, env, node, .. } => {
+                    let key = (c.id, *env);
+                    if last == Some(key) {
+                        continue;
+                    }
+                    last = Some(key);
+                    let sp = c.spans.get(*node as usize).copied().unwrap_or_default();
+                    out.push(TraceFrame { name: code_label(c), file: c.file.clone(), line: sp.line, col: sp.col });
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Run analysed code in `env` to completion.
     pub fn run_code(&mut self, code: Rc<Code>, env: Value) -> std::result::Result<Value, EvalError> {
         let root = code.root;
+        let top = (code.file.clone(), code.spans.get(root as usize).copied().unwrap_or_default(), code.id, code.params.is_none());
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
         self.err_span = Span::default();
@@ -358,7 +413,14 @@ impl Machine {
                 self.entries.truncate(base_entries);
                 self.vals.truncate(base_vals);
                 let message = self.rt.error_message(v);
-                Err(EvalError { message, value: v, file: self.err_file.clone(), span: Some(self.err_span) })
+                let mut backtrace = std::mem::take(&mut self.last_backtrace);
+                // The top-level form itself, when its frame was a tail call.
+                let (file, sp, id, toplevel) = top;
+                let _ = id;
+                if toplevel && sp.line > 0 && backtrace.last().is_none_or(|t| t.name != "<top level>") {
+                    backtrace.push(TraceFrame { name: "<top level>".into(), file, line: sp.line, col: sp.col });
+                }
+                Err(EvalError { message, value: v, file: self.err_file.clone(), span: Some(self.err_span), backtrace })
             }
         }
     }
@@ -710,7 +772,10 @@ impl Machine {
                 Ctl::Raise(v, continuable) => {
                     ctl = match self.raise(v, continuable) {
                         Ok(c) => c,
-                        Err(v) => return Err(v),
+                        Err(v) => {
+                            self.last_backtrace = self.build_backtrace(&code);
+                            return Err(v);
+                        }
                     }
                 }
             }

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 println!("{s}");
                 ExitCode::SUCCESS
             }
-            Err(e) => report(&e),
+            Err(e) => report(&eng, &e),
         };
     }
     match &cli.cmd {
@@ -95,16 +95,16 @@ fn main() -> ExitCode {
         None => match &cli.file {
             Some(f) => match eng.run_file(f) {
                 Ok(_) => ExitCode::SUCCESS,
-                Err(e) => report(&e),
+                Err(e) => report(&eng, &e),
             },
             None => repl::run(&mut eng, &cli.backend),
         },
     }
 }
 
-fn report(e: &SxError) -> ExitCode {
+fn report(eng: &Engine, e: &SxError) -> ExitCode {
     let _ = std::io::stdout().flush();
-    eprintln!("{e}");
+    eprint!("{}", eng.render_error(e));
     ExitCode::from(1)
 }
 
@@ -170,7 +170,7 @@ fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
 
 fn bench(eng: &mut Engine, file: &PathBuf, iterations: usize, warmup: usize, arg: Option<&str>) -> ExitCode {
     if let Err(e) = eng.run_file(file) {
-        return report(&e);
+        return report(eng, &e);
     }
     let call = match arg {
         Some(a) => format!("(run {a})"),
@@ -179,7 +179,7 @@ fn bench(eng: &mut Engine, file: &PathBuf, iterations: usize, warmup: usize, arg
     let mut last = String::new();
     for _ in 0..warmup {
         if let Err(e) = eng.eval_str(&call, "<bench>") {
-            return report(&e);
+            return report(eng, &e);
         }
     }
     let mut times = Vec::new();
@@ -190,7 +190,7 @@ fn bench(eng: &mut Engine, file: &PathBuf, iterations: usize, warmup: usize, arg
                 times.push(t.elapsed().as_secs_f64());
                 last = eng.inspect(v);
             }
-            Err(e) => return report(&e),
+            Err(e) => return report(eng, &e),
         }
     }
     println!("{}", json!({"times": times, "result": last, "peak_rss_kb": peak_rss_kb()}));

@@ -10,7 +10,8 @@
 //! * Input is read until its brackets balance (see [`input_complete`]), with the continuation
 //!   prompt `... `. Ctrl-C clears the pending input, Ctrl-D (or end of input) leaves.
 //! * Values print in their readable `inspect` form; an error is printed to stderr as the engine
-//!   formats it and the session goes on.
+//!   formats it ([`Engine::render_error`]: location, source line, backtrace) and the session
+//!   goes on.
 //! * Commands (only at the start of an input): `:help`, `:load FILE`, `:time EXPR`, `:jit`,
 //!   `:quit`. Any other input starting with `:` is SX (a keyword evaluates to its name).
 
@@ -24,7 +25,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -91,10 +92,12 @@ struct PipedInput;
 
 impl LineSource for PipedInput {
     fn read(&mut self, _pending: &str) -> ReadResult {
-        let mut line = String::new();
-        match std::io::stdin().read_line(&mut line) {
+        let mut bytes = Vec::new();
+        match std::io::stdin().lock().read_until(b'\n', &mut bytes) {
             Ok(0) | Err(_) => ReadResult::Eof,
             Ok(_) => {
+                // Invalid UTF-8 becomes U+FFFD rather than ending the session.
+                let mut line = String::from_utf8_lossy(&bytes).into_owned();
                 if line.ends_with('\n') {
                     line.pop();
                     if line.ends_with('\r') {
@@ -300,7 +303,10 @@ impl Session<'_> {
                 let s = if s.starts_with('"') { self.eng.display(v) } else { s };
                 self.print_line(s.trim_end_matches('\n'));
             }
-            Err(e) => self.print_error(&e.to_string()),
+            Err(e) => {
+                let msg = self.eng.render_error(&e);
+                self.print_error(msg.trim_end_matches('\n'));
+            }
         }
     }
 
@@ -310,7 +316,10 @@ impl Session<'_> {
                 let s = self.eng.inspect(v);
                 self.print_line(&s);
             }
-            Err(e) => self.print_error(&e.to_string()),
+            Err(e) => {
+                let msg = self.eng.render_error(&e);
+                self.print_error(msg.trim_end_matches('\n'));
+            }
         }
     }
 
@@ -478,8 +487,12 @@ pub fn scan(src: &str) -> Scan {
                             chars.next();
                             in_token = true;
                         }
-                        // `#;` (datum comment) and `#'` are followed by a datum: nothing to skip.
-                        Some(';') | Some('\'') => {}
+                        // `#;` (datum comment) is followed by a datum: its brackets count.
+                        Some(';') => {
+                            chars.next();
+                        }
+                        // `#'x`: the quote is a delimiter, read as usual.
+                        Some('\'') => {}
                         _ => in_token = true,
                     },
                     c if !is_space(c) && !is_delimiter(c) => in_token = true,

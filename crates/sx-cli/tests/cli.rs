@@ -50,21 +50,28 @@ fn uncaught_error_reports_file_line_col_and_exits_1() {
     let (out, err, code) = sx(&[f.to_str().expect("utf8 path")], "");
     assert_eq!(out, "");
     assert_eq!(code, 1);
-    assert!(err.ends_with("err.sx:2:3: +: expected number, got string\n"), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.ends_with("err.sx:2:3: +: expected number, got string"), "{err}");
+    // The offending line with a caret, then the SX backtrace.
+    assert!(err.contains("2 |   (+ x \"a\"))\n  |   ^^^^^^^^^"), "{err}");
+    assert!(err.contains("backtrace (most recent call first):\n  f at "), "{err}");
+    assert!(err.contains("<top level> at "), "{err}");
 }
 
 #[test]
 fn eval_errors_have_locations_too() {
     let (_, err, code) = sx(&["-e", "(list 1\n (undefined-thing))"], "");
     assert_eq!(code, 1);
-    assert_eq!(err, "<eval>:2:2: Undefined symbol: undefined-thing\n");
+    assert!(err.starts_with("<eval>:2:2: Undefined symbol: undefined-thing\n"), "{err}");
+    assert!(err.contains(" (undefined-thing))"), "{err}");
 }
 
 #[test]
 fn reader_errors_report_the_location() {
     let (_, err, code) = sx(&["-e", "(list 1 \"abc"], "");
     assert_eq!(code, 1);
-    assert_eq!(err, "<eval>:1:9: unterminated string starting at 1:9\n");
+    assert!(err.starts_with("<eval>:1:9: unterminated string starting at 1:9\n"), "{err}");
+    assert!(err.contains("1 | (list 1 \"abc\n  |         ^^^^"), "{err}");
 }
 
 #[test]

@@ -321,7 +321,7 @@ mod pty {
         let mut t = Pty::spawn(&history);
         t.expect("sx> ");
         t.send("(define zebra-unique-name 41)\r");
-        t.expect("zebra-unique-name\r\n");
+        t.expect("41\r\n");
         t.expect("sx> ");
         // Multi-line input shows the continuation prompt; Tab completes a bound name.
         t.send("(+ 1\r");

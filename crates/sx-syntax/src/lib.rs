@@ -6,7 +6,6 @@
 
 pub mod printer;
 mod reader;
-mod render;
 
 pub use reader::{parse, parse_one, MAX_DEPTH};
 

@@ -71,7 +71,11 @@ impl Default for EngineOptions {
 /// An SX interpreter instance. Not thread-safe (`!Send`): create one per thread.
 pub struct Engine {
     m: Machine,
+    /// Recently evaluated sources, for showing the offending line of an error.
+    sources: std::collections::VecDeque<(Rc<str>, Rc<str>)>,
 }
+
+const KEPT_SOURCES: usize = 32;
 
 impl Default for Engine {
     fn default() -> Self {
@@ -89,7 +93,7 @@ impl Engine {
     pub fn with_options(opts: EngineOptions) -> Engine {
         let mut m = Machine::new();
         m.max_depth = opts.max_depth;
-        let mut e = Engine { m };
+        let mut e = Engine { m, sources: std::collections::VecDeque::new() };
         if let Err(err) = e.eval_str(PRELUDE, "<prelude>") {
             // The prelude is part of the build; failing here is a bug.
             panic!("SX prelude failed: {err}");
@@ -110,6 +114,7 @@ impl Engine {
     /// Evaluate every form of `src` in order; returns the last value.
     pub fn eval_str(&mut self, src: &str, file: &str) -> Result<Value, SxError> {
         let file: Rc<str> = Rc::from(file);
+        self.remember_source(&file, src);
         let forms = sx_syntax::parse(src).map_err(|d| SxError::Parse { file: file.clone(), diagnostic: d })?;
         let mut last = Value::NIL;
         for d in &forms {
@@ -123,6 +128,7 @@ impl Engine {
                     value: Value::NIL,
                     file: Some(file.clone()),
                     span: Some(d.span),
+                    backtrace: Vec::new(),
                 })
             })?;
             last = self.m.eval_toplevel(form, &file, &spans).map_err(|mut e| {
@@ -138,6 +144,46 @@ impl Engine {
             self.m.maybe_collect(&[last]);
         }
         Ok(last)
+    }
+
+    fn remember_source(&mut self, file: &Rc<str>, src: &str) {
+        if file.starts_with("<prelude") || file.starts_with("<harness") {
+            return;
+        }
+        self.sources.retain(|(f, _)| f != file);
+        if self.sources.len() >= KEPT_SOURCES {
+            self.sources.pop_front();
+        }
+        self.sources.push_back((file.clone(), Rc::from(src)));
+    }
+
+    /// Render an error for a person: `file:line:col: message`, the source
+    /// line with a caret under the span, and the SX backtrace.
+    pub fn render_error(&self, err: &SxError) -> String {
+        let source_of = |f: &str| self.sources.iter().rev().find(|(n, _)| &**n == f).map(|(_, s)| s.clone());
+        match err {
+            SxError::Parse { file, diagnostic } => {
+                let src = source_of(file);
+                sx_diagnostics::render(&sx_diagnostics::Report {
+                    message: &diagnostic.message,
+                    file: Some(file),
+                    span: Some(diagnostic.span),
+                    source: src.as_deref(),
+                    backtrace: &[],
+                })
+            }
+            SxError::Eval(e) => {
+                let file = e.file.as_deref();
+                let src = file.and_then(source_of);
+                let trace: Vec<sx_diagnostics::TraceLine> = e
+                    .backtrace
+                    .iter()
+                    .map(|t| sx_diagnostics::TraceLine { name: t.name.clone(), file: t.file.to_string(), line: t.line, col: t.col })
+                    .collect();
+                sx_diagnostics::render(&sx_diagnostics::Report { message: &e.message, file, span: e.span, source: src.as_deref(), backtrace: &trace })
+            }
+            SxError::Io(m) => format!("{m}\n"),
+        }
     }
 
     /// Evaluate and print the last value readably (section 4).
@@ -165,14 +211,14 @@ impl Engine {
     /// Call a global function by name.
     pub fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, SxError> {
         let f = self.m.lookup_global(name).ok_or_else(|| {
-            SxError::Eval(EvalError { message: format!("Undefined symbol: {name}"), value: Value::NIL, file: None, span: None })
+            SxError::Eval(EvalError { message: format!("Undefined symbol: {name}"), value: Value::NIL, file: None, span: None, backtrace: Vec::new() })
         })?;
         self.m.call_value(f, args).map_err(|e| {
             let (message, value) = match e {
                 sx_core::Error::Msg(m) => (m, Value::NIL),
                 sx_core::Error::Raise(v) => (self.m.rt.error_message(v), v),
             };
-            SxError::Eval(EvalError { message, value, file: None, span: None })
+            SxError::Eval(EvalError { message, value, file: None, span: None, backtrace: Vec::new() })
         })
     }
 

@@ -47,7 +47,8 @@ impl ExternObj for StringBufferObj {
 }
 
 fn expect_buf<'a>(rt: &'a Rt, name: &str, v: Value) -> Result<&'a StringBufferObj> {
-    ext_ref::<StringBufferObj>(rt, v).ok_or_else(|| type_error(name, "string-buffer", rt.type_name(v)))
+    ext_ref::<StringBufferObj>(rt, v)
+        .ok_or_else(|| type_error(name, "string-buffer", rt.type_name(v)))
 }
 
 /// The display text of a value: strings as they are.
@@ -67,7 +68,9 @@ pub fn primitives() -> Vec<PrimDef> {
             }
             Ok(rt.heap.alloc(Obj::Extern(Box::new(b))))
         }),
-        def("string-buffer?", 1, Some(1), true, |rt, a| Ok(Value::bool(ext_ref::<StringBufferObj>(rt, a[0]).is_some()))),
+        def("string-buffer?", 1, Some(1), true, |rt, a| {
+            Ok(Value::bool(ext_ref::<StringBufferObj>(rt, a[0]).is_some()))
+        }),
         def("string-buffer-append!", 2, V, false, |rt, a| {
             expect_buf(rt, "string-buffer-append!", a[0])?;
             let parts: Vec<String> = a[1..].iter().map(|v| text_of(rt, *v)).collect();
@@ -112,12 +115,24 @@ mod tests {
             let x = rt.str("x");
             rt.list(vec![x, l])
         };
-        call(&mut rt, &defs, "string-buffer-append!", &[b, s, n, Value::NIL, Value::char('c'), l2]).expect("append");
+        call(
+            &mut rt,
+            &defs,
+            "string-buffer-append!",
+            &[b, s, n, Value::NIL, Value::char('c'), l2],
+        )
+        .expect("append");
         let out = call(&mut rt, &defs, "string-buffer->string", &[b]).expect("text");
-        assert_eq!(rt.as_str(out).map(|s| s.s.to_string()), Some("é42c(x ())".to_string()));
+        assert_eq!(
+            rt.as_str(out).map(|s| s.s.to_string()),
+            Some("é42c(x ())".to_string())
+        );
         let len = call(&mut rt, &defs, "string-buffer-length", &[b]).expect("len");
         assert_eq!(len.as_fixnum(), Some(10));
         let one = rt.int(1);
-        assert_eq!(err(call(&mut rt, &defs, "string-buffer-append!", &[one, s])), "string-buffer-append!: expected string-buffer, got number");
+        assert_eq!(
+            err(call(&mut rt, &defs, "string-buffer-append!", &[one, s])),
+            "string-buffer-append!: expected string-buffer, got number"
+        );
     }
 }

@@ -24,29 +24,69 @@ const V: Option<usize> = None;
 
 pub fn primitives() -> Vec<PrimDef> {
     vec![
-        def("char?", 1, Some(1), true, |_rt, a| Ok(Value::bool(a[0].as_char().is_some()))),
+        def("char?", 1, Some(1), true, |_rt, a| {
+            Ok(Value::bool(a[0].as_char().is_some()))
+        }),
         def("char->integer", 1, Some(1), true, |rt, a| {
             let c = expect_char(rt, "char->integer", a[0])?;
             Ok(rt.int(c as i64))
         }),
         def("integer->char", 1, Some(1), true, p_integer_to_char),
-        def("char-upcase", 1, Some(1), true, |rt, a| Ok(Value::char(upcase(expect_char(rt, "char-upcase", a[0])?)))),
-        def("char-downcase", 1, Some(1), true, |rt, a| Ok(Value::char(downcase(expect_char(rt, "char-downcase", a[0])?)))),
-        def("char=?", 1, V, true, |rt, a| compare(rt, "char=?", a, false, |o| o == Ordering::Equal)),
-        def("char<?", 1, V, true, |rt, a| compare(rt, "char<?", a, false, |o| o == Ordering::Less)),
-        def("char>?", 1, V, true, |rt, a| compare(rt, "char>?", a, false, |o| o == Ordering::Greater)),
-        def("char<=?", 1, V, true, |rt, a| compare(rt, "char<=?", a, false, |o| o != Ordering::Greater)),
-        def("char>=?", 1, V, true, |rt, a| compare(rt, "char>=?", a, false, |o| o != Ordering::Less)),
-        def("char-ci=?", 1, V, true, |rt, a| compare(rt, "char-ci=?", a, true, |o| o == Ordering::Equal)),
-        def("char-ci<?", 1, V, true, |rt, a| compare(rt, "char-ci<?", a, true, |o| o == Ordering::Less)),
-        def("char-ci>?", 1, V, true, |rt, a| compare(rt, "char-ci>?", a, true, |o| o == Ordering::Greater)),
-        def("char-ci<=?", 1, V, true, |rt, a| compare(rt, "char-ci<=?", a, true, |o| o != Ordering::Greater)),
-        def("char-ci>=?", 1, V, true, |rt, a| compare(rt, "char-ci>=?", a, true, |o| o != Ordering::Less)),
-        def("char-alphabetic?", 1, Some(1), true, |rt, a| classify(rt, "char-alphabetic?", a[0], char::is_alphabetic)),
-        def("char-numeric?", 1, Some(1), true, |rt, a| classify(rt, "char-numeric?", a[0], char::is_numeric)),
-        def("char-whitespace?", 1, Some(1), true, |rt, a| classify(rt, "char-whitespace?", a[0], char::is_whitespace)),
-        def("char-upper-case?", 1, Some(1), true, |rt, a| classify(rt, "char-upper-case?", a[0], char::is_uppercase)),
-        def("char-lower-case?", 1, Some(1), true, |rt, a| classify(rt, "char-lower-case?", a[0], char::is_lowercase)),
+        def("char-upcase", 1, Some(1), true, |rt, a| {
+            Ok(Value::char(upcase(expect_char(rt, "char-upcase", a[0])?)))
+        }),
+        def("char-downcase", 1, Some(1), true, |rt, a| {
+            Ok(Value::char(downcase(expect_char(
+                rt,
+                "char-downcase",
+                a[0],
+            )?)))
+        }),
+        def("char=?", 1, V, true, |rt, a| {
+            compare(rt, "char=?", a, false, |o| o == Ordering::Equal)
+        }),
+        def("char<?", 1, V, true, |rt, a| {
+            compare(rt, "char<?", a, false, |o| o == Ordering::Less)
+        }),
+        def("char>?", 1, V, true, |rt, a| {
+            compare(rt, "char>?", a, false, |o| o == Ordering::Greater)
+        }),
+        def("char<=?", 1, V, true, |rt, a| {
+            compare(rt, "char<=?", a, false, |o| o != Ordering::Greater)
+        }),
+        def("char>=?", 1, V, true, |rt, a| {
+            compare(rt, "char>=?", a, false, |o| o != Ordering::Less)
+        }),
+        def("char-ci=?", 1, V, true, |rt, a| {
+            compare(rt, "char-ci=?", a, true, |o| o == Ordering::Equal)
+        }),
+        def("char-ci<?", 1, V, true, |rt, a| {
+            compare(rt, "char-ci<?", a, true, |o| o == Ordering::Less)
+        }),
+        def("char-ci>?", 1, V, true, |rt, a| {
+            compare(rt, "char-ci>?", a, true, |o| o == Ordering::Greater)
+        }),
+        def("char-ci<=?", 1, V, true, |rt, a| {
+            compare(rt, "char-ci<=?", a, true, |o| o != Ordering::Greater)
+        }),
+        def("char-ci>=?", 1, V, true, |rt, a| {
+            compare(rt, "char-ci>=?", a, true, |o| o != Ordering::Less)
+        }),
+        def("char-alphabetic?", 1, Some(1), true, |rt, a| {
+            classify(rt, "char-alphabetic?", a[0], char::is_alphabetic)
+        }),
+        def("char-numeric?", 1, Some(1), true, |rt, a| {
+            classify(rt, "char-numeric?", a[0], char::is_numeric)
+        }),
+        def("char-whitespace?", 1, Some(1), true, |rt, a| {
+            classify(rt, "char-whitespace?", a[0], char::is_whitespace)
+        }),
+        def("char-upper-case?", 1, Some(1), true, |rt, a| {
+            classify(rt, "char-upper-case?", a[0], char::is_uppercase)
+        }),
+        def("char-lower-case?", 1, Some(1), true, |rt, a| {
+            classify(rt, "char-lower-case?", a[0], char::is_lowercase)
+        }),
         def("string->list", 1, Some(1), true, |rt, a| {
             let s = rt.expect_str("string->list", a[0])?;
             let items: Vec<Value> = s.chars().map(Value::char).collect();
@@ -58,7 +98,8 @@ pub fn primitives() -> Vec<PrimDef> {
 
 /// A char argument or `NAME: expected char, got TYPE`.
 pub fn expect_char(rt: &Rt, name: &str, v: Value) -> Result<char> {
-    v.as_char().ok_or_else(|| type_error(name, "char", rt.type_name(v)))
+    v.as_char()
+        .ok_or_else(|| type_error(name, "char", rt.type_name(v)))
 }
 
 /// Simple upper-case mapping (unchanged when it is not a single char).
@@ -87,7 +128,13 @@ fn p_integer_to_char(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     }
 }
 
-fn compare(rt: &mut Rt, name: &str, a: &[Value], ci: bool, ok: fn(Ordering) -> bool) -> Result<Value> {
+fn compare(
+    rt: &mut Rt,
+    name: &str,
+    a: &[Value],
+    ci: bool,
+    ok: fn(Ordering) -> bool,
+) -> Result<Value> {
     let mut cs = Vec::with_capacity(a.len());
     for v in a {
         let c = expect_char(rt, name, *v)?;
@@ -127,11 +174,20 @@ mod tests {
         let mut rt = Rt::new();
         let defs = primitives();
         let sur = rt.int(0xD800);
-        assert_eq!(err(call(&mut rt, &defs, "integer->char", &[sur])), "integer->char: invalid code point 55296");
+        assert_eq!(
+            err(call(&mut rt, &defs, "integer->char", &[sur])),
+            "integer->char: invalid code point 55296"
+        );
         let big = rt.int(0x110000);
-        assert_eq!(err(call(&mut rt, &defs, "integer->char", &[big])), "integer->char: invalid code point 1114112");
+        assert_eq!(
+            err(call(&mut rt, &defs, "integer->char", &[big])),
+            "integer->char: invalid code point 1114112"
+        );
         let ok = rt.int(0x41);
-        assert_eq!(call(&mut rt, &defs, "integer->char", &[ok]).ok(), Some(Value::char('A')));
+        assert_eq!(
+            call(&mut rt, &defs, "integer->char", &[ok]).ok(),
+            Some(Value::char('A'))
+        );
     }
 
     #[test]
@@ -139,7 +195,12 @@ mod tests {
         let mut rt = Rt::new();
         let defs = primitives();
         let one = rt.int(1);
-        let r = call(&mut rt, &defs, "char<?", &[Value::char('b'), Value::char('a'), one]);
+        let r = call(
+            &mut rt,
+            &defs,
+            "char<?",
+            &[Value::char('b'), Value::char('a'), one],
+        );
         assert_eq!(err(r), "char<?: expected char, got number");
     }
 }

@@ -34,7 +34,11 @@ pub fn primitives() -> Vec<PrimDef> {
 
 /// Decode a complete JSON text.
 pub fn decode(rt: &mut Rt, text: &str) -> Result<Value> {
-    let mut p = Parser { s: text, b: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
     p.ws();
     let v = p.value(rt, 0)?;
     p.ws();
@@ -54,7 +58,10 @@ impl<'a> Parser<'a> {
     /// Code-point position of byte offset `at`.
     fn pos(&self, at: usize) -> usize {
         let at = at.min(self.s.len());
-        self.s.as_bytes()[..at].iter().filter(|b| (**b & 0xC0) != 0x80).count()
+        self.s.as_bytes()[..at]
+            .iter()
+            .filter(|b| (**b & 0xC0) != 0x80)
+            .count()
     }
 
     fn err_at(&self, what: &str, at: usize) -> Error {
@@ -223,12 +230,16 @@ impl<'a> Parser<'a> {
                             let hi = self.hex4()?;
                             let c = if (0xD800..0xDC00).contains(&hi) {
                                 // A high surrogate: combine with a following low one.
-                                if self.b.get(self.i) == Some(&b'\\') && self.b.get(self.i + 1) == Some(&b'u') {
+                                if self.b.get(self.i) == Some(&b'\\')
+                                    && self.b.get(self.i + 1) == Some(&b'u')
+                                {
                                     let save = self.i;
                                     self.i += 2;
                                     let lo = self.hex4()?;
                                     if (0xDC00..0xE000).contains(&lo) {
-                                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                                        char::from_u32(
+                                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                                        )
                                     } else {
                                         self.i = save;
                                         None
@@ -329,7 +340,10 @@ mod tests {
 
     #[test]
     fn decodes_documents() {
-        assert_eq!(ok(r#"{"a": [1, 2.5, -0, 1e2], "b": {"c": null, "d": true}}"#), "{:a (1 2.5 0 100.0) :b {:c nil :d true}}");
+        assert_eq!(
+            ok(r#"{"a": [1, 2.5, -0, 1e2], "b": {"c": null, "d": true}}"#),
+            "{:a (1 2.5 0 100.0) :b {:c nil :d true}}"
+        );
         assert_eq!(ok(r#""\u00e9\ud83d\ude00\n""#), "\"é😀\\n\"");
         assert_eq!(ok(r#""\ud800x""#), "\"\u{FFFD}x\"");
         assert_eq!(ok("99999999999999999999"), "1e20");
@@ -340,13 +354,22 @@ mod tests {
     fn errors_name_the_position_in_code_points() {
         assert_eq!(ok(""), "ERR json-decode: unexpected end of input at 0");
         assert_eq!(ok("[1,]"), "ERR json-decode: unexpected character ']' at 3");
-        assert_eq!(ok(r#"["é" x]"#), "ERR json-decode: expected ',' or ']' at 5");
-        assert_eq!(ok("01"), "ERR json-decode: unexpected trailing characters at 1");
+        assert_eq!(
+            ok(r#"["é" x]"#),
+            "ERR json-decode: expected ',' or ']' at 5"
+        );
+        assert_eq!(
+            ok("01"),
+            "ERR json-decode: unexpected trailing characters at 1"
+        );
         assert_eq!(ok("1."), "ERR json-decode: invalid number at 0");
         assert_eq!(ok("tru"), "ERR json-decode: unexpected end of input at 3");
         assert_eq!(ok("trux"), "ERR json-decode: invalid literal at 0");
         assert_eq!(ok(r#""a\qb""#), "ERR json-decode: invalid escape at 2");
-        assert_eq!(ok("\"a\nb\""), "ERR json-decode: control character in string at 2");
+        assert_eq!(
+            ok("\"a\nb\""),
+            "ERR json-decode: control character in string at 2"
+        );
         assert_eq!(ok("{1:2}"), "ERR json-decode: expected string key at 1");
     }
 

@@ -31,8 +31,20 @@ pub fn primitives() -> Vec<PrimDef> {
 }
 
 /// Shorthand for a primitive definition; `max == None` is variadic.
-pub(crate) const fn def(name: &'static str, min: usize, max: Option<usize>, pure: bool, f: PrimFn) -> PrimDef {
-    PrimDef { name, min, max, pure, f }
+pub(crate) const fn def(
+    name: &'static str,
+    min: usize,
+    max: Option<usize>,
+    pure: bool,
+    f: PrimFn,
+) -> PrimDef {
+    PrimDef {
+        name,
+        min,
+        max,
+        pure,
+        f,
+    }
 }
 
 /// The extern object of type `T` behind `v`, if it is one.
@@ -53,14 +65,22 @@ pub(crate) fn ext_mut<T: 'static>(rt: &mut Rt, v: Value) -> Option<&mut T> {
 
 /// An optional `[start, end)` range argument pair over a sequence of `len`
 /// items (R7RS style: `0 <= start <= end <= len`, errors otherwise).
-pub(crate) fn range_args(rt: &Rt, name: &str, len: usize, start: Option<Value>, end: Option<Value>) -> Result<(usize, usize)> {
+pub(crate) fn range_args(
+    rt: &Rt,
+    name: &str,
+    len: usize,
+    start: Option<Value>,
+    end: Option<Value>,
+) -> Result<(usize, usize)> {
     let idx = |v: Option<Value>, default: usize| -> Result<usize> {
         match v {
             None => Ok(default),
             Some(v) => {
                 let i = rt.expect_int(name, v)?;
                 if i < 0 || i as u64 > len as u64 {
-                    Err(Error::Msg(format!("{name}: index {i} out of range for length {len}")))
+                    Err(Error::Msg(format!(
+                        "{name}: index {i} out of range for length {len}"
+                    )))
                 } else {
                     Ok(i as usize)
                 }
@@ -70,7 +90,9 @@ pub(crate) fn range_args(rt: &Rt, name: &str, len: usize, start: Option<Value>, 
     let s = idx(start, 0)?;
     let e = idx(end, len)?;
     if s > e {
-        return Err(Error::Msg(format!("{name}: start {s} is greater than end {e}")));
+        return Err(Error::Msg(format!(
+            "{name}: start {s} is greater than end {e}"
+        )));
     }
     Ok((s, e))
 }
@@ -84,7 +106,10 @@ pub(crate) mod testutil {
 
     /// Call the primitive `name` from `defs` with arity checking.
     pub fn call(rt: &mut Rt, defs: &[PrimDef], name: &str, args: &[Value]) -> Result<Value> {
-        let p = defs.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no primitive {name}"));
+        let p = defs
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no primitive {name}"));
         p.check_arity(args.len())?;
         (p.f)(rt, args)
     }

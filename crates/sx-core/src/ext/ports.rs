@@ -89,7 +89,10 @@ fn check(rt: &Rt, name: &str, v: Value, input: bool, must_be_open: bool) -> Resu
 fn input_mut<'a>(rt: &'a mut Rt, name: &str, v: Value) -> Result<(&'a [char], &'a mut usize)> {
     check(rt, name, v, true, true)?;
     match ext_mut::<PortObj>(rt, v) {
-        Some(PortObj { kind: PortKind::Input { chars, pos }, .. }) => Ok((chars.as_slice(), pos)),
+        Some(PortObj {
+            kind: PortKind::Input { chars, pos },
+            ..
+        }) => Ok((chars.as_slice(), pos)),
         _ => Err(Error::Msg(format!("{name}: expected input port"))),
     }
 }
@@ -97,9 +100,20 @@ fn input_mut<'a>(rt: &'a mut Rt, name: &str, v: Value) -> Result<(&'a [char], &'
 fn output_mut<'a>(rt: &'a mut Rt, name: &str, v: Value) -> Result<&'a mut String> {
     check(rt, name, v, false, true)?;
     match ext_mut::<PortObj>(rt, v) {
-        Some(PortObj { kind: PortKind::Output { buf }, .. }) => Ok(buf),
+        Some(PortObj {
+            kind: PortKind::Output { buf },
+            ..
+        }) => Ok(buf),
         _ => Err(Error::Msg(format!("{name}: expected output port"))),
     }
+}
+
+/// Append `text` to the output port `port`, with the errors of the port
+/// primitives named `name` (for hosts adding an optional port argument to
+/// `display`, `write`, `newline`, ...).
+pub fn write_to_port(rt: &mut Rt, name: &str, port: Value, text: &str) -> Result<()> {
+    output_mut(rt, name, port)?.push_str(text);
+    Ok(())
 }
 
 /// Write `text` to `port` (or standard output when absent).
@@ -118,27 +132,53 @@ pub fn primitives() -> Vec<PrimDef> {
     vec![
         def("open-input-string", 1, Some(1), false, |rt, a| {
             let s = rt.expect_str("open-input-string", a[0])?;
-            let port = PortObj { kind: PortKind::Input { chars: s.chars().collect(), pos: 0 }, open: true };
+            let port = PortObj {
+                kind: PortKind::Input {
+                    chars: s.chars().collect(),
+                    pos: 0,
+                },
+                open: true,
+            };
             Ok(rt.heap.alloc(Obj::Extern(Box::new(port))))
         }),
         def("open-output-string", 0, Some(0), false, |rt, _a| {
-            let port = PortObj { kind: PortKind::Output { buf: String::new() }, open: true };
+            let port = PortObj {
+                kind: PortKind::Output { buf: String::new() },
+                open: true,
+            };
             Ok(rt.heap.alloc(Obj::Extern(Box::new(port))))
         }),
         def("get-output-string", 1, Some(1), true, |rt, a| {
             check(rt, "get-output-string", a[0], false, false)?;
             let text = match port_ref(rt, a[0]) {
-                Some(PortObj { kind: PortKind::Output { buf }, .. }) => buf.clone(),
+                Some(PortObj {
+                    kind: PortKind::Output { buf },
+                    ..
+                }) => buf.clone(),
                 _ => String::new(),
             };
             Ok(rt.string(text))
         }),
-        def("port?", 1, Some(1), true, |rt, a| Ok(Value::bool(port_ref(rt, a[0]).is_some()))),
+        def("port?", 1, Some(1), true, |rt, a| {
+            Ok(Value::bool(port_ref(rt, a[0]).is_some()))
+        }),
         def("input-port?", 1, Some(1), true, |rt, a| {
-            Ok(Value::bool(matches!(port_ref(rt, a[0]), Some(PortObj { kind: PortKind::Input { .. }, .. }))))
+            Ok(Value::bool(matches!(
+                port_ref(rt, a[0]),
+                Some(PortObj {
+                    kind: PortKind::Input { .. },
+                    ..
+                })
+            )))
         }),
         def("output-port?", 1, Some(1), true, |rt, a| {
-            Ok(Value::bool(matches!(port_ref(rt, a[0]), Some(PortObj { kind: PortKind::Output { .. }, .. }))))
+            Ok(Value::bool(matches!(
+                port_ref(rt, a[0]),
+                Some(PortObj {
+                    kind: PortKind::Output { .. },
+                    ..
+                })
+            )))
         }),
         def("read-char", 1, Some(1), false, |rt, a| {
             let (chars, pos) = input_mut(rt, "read-char", a[0])?;
@@ -172,7 +212,9 @@ pub fn primitives() -> Vec<PrimDef> {
         def("read-string", 2, Some(2), false, |rt, a| {
             let k = rt.expect_int("read-string", a[0])?;
             if k < 0 {
-                return Err(Error::Msg(format!("read-string: count must be non-negative, got {k}")));
+                return Err(Error::Msg(format!(
+                    "read-string: count must be non-negative, got {k}"
+                )));
             }
             let (chars, pos) = input_mut(rt, "read-string", a[1])?;
             if *pos >= chars.len() && k > 0 {
@@ -189,17 +231,26 @@ pub fn primitives() -> Vec<PrimDef> {
         }),
         def("write-char", 1, Some(2), false, |rt, a| {
             let c = super::chars::expect_char(rt, "write-char", a[0])?;
-            write_text(rt, "write-char", c.encode_utf8(&mut [0; 4]), a.get(1).copied())
+            write_text(
+                rt,
+                "write-char",
+                c.encode_utf8(&mut [0; 4]),
+                a.get(1).copied(),
+            )
         }),
-        def("close-port", 1, Some(1), false, |rt, a| match ext_mut::<PortObj>(rt, a[0]) {
-            Some(p) => {
-                p.open = false;
-                Ok(Value::NIL)
+        def("close-port", 1, Some(1), false, |rt, a| {
+            match ext_mut::<PortObj>(rt, a[0]) {
+                Some(p) => {
+                    p.open = false;
+                    Ok(Value::NIL)
+                }
+                None => Err(type_error("close-port", "port", rt.type_name(a[0]))),
             }
-            None => Err(type_error("close-port", "port", rt.type_name(a[0]))),
         }),
         def("eof-object", 0, Some(0), true, |_rt, _a| Ok(Value::EOF)),
-        def("eof-object?", 1, Some(1), true, |_rt, a| Ok(Value::bool(a[0] == Value::EOF))),
+        def("eof-object?", 1, Some(1), true, |_rt, a| {
+            Ok(Value::bool(a[0] == Value::EOF))
+        }),
     ]
 }
 
@@ -214,12 +265,27 @@ mod tests {
         let defs = primitives();
         let s = rt.str("hé");
         let p = call(&mut rt, &defs, "open-input-string", &[s]).expect("port");
-        assert_eq!(call(&mut rt, &defs, "read-char", &[p]).ok(), Some(Value::char('h')));
-        assert_eq!(call(&mut rt, &defs, "peek-char", &[p]).ok(), Some(Value::char('é')));
-        assert_eq!(call(&mut rt, &defs, "read-char", &[p]).ok(), Some(Value::char('é')));
-        assert_eq!(call(&mut rt, &defs, "read-char", &[p]).ok(), Some(Value::EOF));
+        assert_eq!(
+            call(&mut rt, &defs, "read-char", &[p]).ok(),
+            Some(Value::char('h'))
+        );
+        assert_eq!(
+            call(&mut rt, &defs, "peek-char", &[p]).ok(),
+            Some(Value::char('é'))
+        );
+        assert_eq!(
+            call(&mut rt, &defs, "read-char", &[p]).ok(),
+            Some(Value::char('é'))
+        );
+        assert_eq!(
+            call(&mut rt, &defs, "read-char", &[p]).ok(),
+            Some(Value::EOF)
+        );
         call(&mut rt, &defs, "close-port", &[p]).expect("close");
-        assert_eq!(err(call(&mut rt, &defs, "read-char", &[p])), "read-char: port is closed");
+        assert_eq!(
+            err(call(&mut rt, &defs, "read-char", &[p])),
+            "read-char: port is closed"
+        );
     }
 
     #[test]
@@ -227,8 +293,14 @@ mod tests {
         let mut rt = Rt::new();
         let defs = primitives();
         let out = call(&mut rt, &defs, "open-output-string", &[]).expect("port");
-        assert_eq!(err(call(&mut rt, &defs, "read-char", &[out])), "read-char: expected input port, got output port");
+        assert_eq!(
+            err(call(&mut rt, &defs, "read-char", &[out])),
+            "read-char: expected input port, got output port"
+        );
         let n = rt.int(3);
-        assert_eq!(err(call(&mut rt, &defs, "read-char", &[n])), "read-char: expected input port, got number");
+        assert_eq!(
+            err(call(&mut rt, &defs, "read-char", &[n])),
+            "read-char: expected input port, got number"
+        );
     }
 }

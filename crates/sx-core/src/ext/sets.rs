@@ -53,7 +53,12 @@ impl SetKey {
         } else {
             (5, 0.0, String::new())
         };
-        SetKey { rank, num, text, key }
+        SetKey {
+            rank,
+            num,
+            text,
+            key,
+        }
     }
 }
 
@@ -100,7 +105,11 @@ impl ExternObj for SetObj {
         self
     }
     fn shape(&self) -> Shape {
-        Shape::Seq { open: "#{", close: "}", items: self.members.values().copied().collect() }
+        Shape::Seq {
+            open: "#{",
+            close: "}",
+            items: self.members.values().copied().collect(),
+        }
     }
 }
 
@@ -129,10 +138,16 @@ pub fn primitives() -> Vec<PrimDef> {
             }
             Ok(alloc(rt, s))
         }),
-        def("set?", 1, Some(1), true, |rt, a| Ok(Value::bool(ext_ref::<SetObj>(rt, a[0]).is_some()))),
+        def("set?", 1, Some(1), true, |rt, a| {
+            Ok(Value::bool(ext_ref::<SetObj>(rt, a[0]).is_some()))
+        }),
         def("set-member?", 2, Some(2), true, |rt, a| {
             let k = SetKey::of(rt, a[1]);
-            Ok(Value::bool(expect_set(rt, "set-member?", a[0])?.members.contains_key(&k)))
+            Ok(Value::bool(
+                expect_set(rt, "set-member?", a[0])?
+                    .members
+                    .contains_key(&k),
+            ))
         }),
         def("set-add!", 2, Some(2), false, |rt, a| {
             expect_set(rt, "set-add!", a[0])?;
@@ -155,7 +170,11 @@ pub fn primitives() -> Vec<PrimDef> {
             Ok(rt.int(n as i64))
         }),
         def("set->list", 1, Some(1), true, |rt, a| {
-            let items: Vec<Value> = expect_set(rt, "set->list", a[0])?.members.values().copied().collect();
+            let items: Vec<Value> = expect_set(rt, "set->list", a[0])?
+                .members
+                .values()
+                .copied()
+                .collect();
             Ok(rt.list(items))
         }),
         def("set-union", 2, Some(2), false, |rt, a| {
@@ -168,13 +187,23 @@ pub fn primitives() -> Vec<PrimDef> {
         def("set-intersection", 2, Some(2), false, |rt, a| {
             let x = expect_set(rt, "set-intersection", a[0])?;
             let y = expect_set(rt, "set-intersection", a[1])?;
-            let members = x.members.iter().filter(|(k, _)| y.members.contains_key(k)).map(|(k, v)| (k.clone(), *v)).collect();
+            let members = x
+                .members
+                .iter()
+                .filter(|(k, _)| y.members.contains_key(k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
             Ok(alloc(rt, SetObj { members }))
         }),
         def("set-difference", 2, Some(2), false, |rt, a| {
             let x = expect_set(rt, "set-difference", a[0])?;
             let y = expect_set(rt, "set-difference", a[1])?;
-            let members = x.members.iter().filter(|(k, _)| !y.members.contains_key(k)).map(|(k, v)| (k.clone(), *v)).collect();
+            let members = x
+                .members
+                .iter()
+                .filter(|(k, _)| !y.members.contains_key(k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
             Ok(alloc(rt, SetObj { members }))
         }),
     ]
@@ -190,7 +219,14 @@ mod tests {
         let mut rt = Rt::new();
         let defs = primitives();
         let s = call(&mut rt, &defs, "make-set", &[]).expect("set");
-        let vals = [rt.int(10), rt.str("b"), rt.int(2), rt.str("a"), Value::char('z'), rt.float(2.5)];
+        let vals = [
+            rt.int(10),
+            rt.str("b"),
+            rt.int(2),
+            rt.str("a"),
+            Value::char('z'),
+            rt.float(2.5),
+        ];
         for v in vals {
             call(&mut rt, &defs, "set-add!", &[s, v]).expect("add");
         }
@@ -202,8 +238,14 @@ mod tests {
         call(&mut rt, &defs, "set-add!", &[s, l2]).expect("add");
         assert_eq!(inspect(&rt, s), "#{2 2.5 10 #\\z \"a\" \"b\" (1 2)}");
         let l3 = rt.list(vec![one, two]);
-        assert_eq!(call(&mut rt, &defs, "set-member?", &[s, l3]).ok(), Some(Value::TRUE));
-        assert_eq!(err(call(&mut rt, &defs, "set-size", &[one])), "set-size: expected set, got number");
+        assert_eq!(
+            call(&mut rt, &defs, "set-member?", &[s, l3]).ok(),
+            Some(Value::TRUE)
+        );
+        assert_eq!(
+            err(call(&mut rt, &defs, "set-size", &[one])),
+            "set-size: expected set, got number"
+        );
     }
 
     #[test]

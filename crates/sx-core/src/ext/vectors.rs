@@ -45,7 +45,11 @@ impl ExternObj for VectorObj {
         self
     }
     fn shape(&self) -> Shape {
-        Shape::Seq { open: "#(", close: ")", items: self.items.clone() }
+        Shape::Seq {
+            open: "#(",
+            close: ")",
+            items: self.items.clone(),
+        }
     }
 }
 
@@ -74,7 +78,9 @@ fn expect_vec_mut<'a>(rt: &'a mut Rt, name: &str, v: Value) -> Result<&'a mut Ve
 fn index(rt: &Rt, name: &str, v: Value, len: usize) -> Result<usize> {
     let i = rt.expect_int(name, v)?;
     if i < 0 || i as u64 >= len as u64 {
-        return Err(Error::Msg(format!("{name}: index {i} out of range for length {len}")));
+        return Err(Error::Msg(format!(
+            "{name}: index {i} out of range for length {len}"
+        )));
     }
     Ok(i as usize)
 }
@@ -82,8 +88,12 @@ fn index(rt: &Rt, name: &str, v: Value, len: usize) -> Result<usize> {
 pub fn primitives() -> Vec<PrimDef> {
     vec![
         def("make-vector", 1, Some(2), false, p_make_vector),
-        def("vector", 0, V, false, |rt, a| Ok(new_vector(rt, a.to_vec()))),
-        def("vector?", 1, Some(1), true, |rt, a| Ok(Value::bool(ext_ref::<VectorObj>(rt, a[0]).is_some()))),
+        def("vector", 0, V, false, |rt, a| {
+            Ok(new_vector(rt, a.to_vec()))
+        }),
+        def("vector?", 1, Some(1), true, |rt, a| {
+            Ok(Value::bool(ext_ref::<VectorObj>(rt, a[0]).is_some()))
+        }),
         def("vector-length", 1, Some(1), true, |rt, a| {
             let n = expect_vec(rt, "vector-length", a[0])?.items.len();
             Ok(rt.int(n as i64))
@@ -101,7 +111,13 @@ pub fn primitives() -> Vec<PrimDef> {
         }),
         def("vector->list", 1, Some(3), true, |rt, a| {
             let v = expect_vec(rt, "vector->list", a[0])?;
-            let (s, e) = range_args(rt, "vector->list", v.items.len(), a.get(1).copied(), a.get(2).copied())?;
+            let (s, e) = range_args(
+                rt,
+                "vector->list",
+                v.items.len(),
+                a.get(1).copied(),
+                a.get(2).copied(),
+            )?;
             let items = v.items[s..e].to_vec();
             Ok(rt.list(items))
         }),
@@ -111,13 +127,25 @@ pub fn primitives() -> Vec<PrimDef> {
         }),
         def("vector-fill!", 2, Some(4), false, |rt, a| {
             let len = expect_vec(rt, "vector-fill!", a[0])?.items.len();
-            let (s, e) = range_args(rt, "vector-fill!", len, a.get(2).copied(), a.get(3).copied())?;
+            let (s, e) = range_args(
+                rt,
+                "vector-fill!",
+                len,
+                a.get(2).copied(),
+                a.get(3).copied(),
+            )?;
             expect_vec_mut(rt, "vector-fill!", a[0])?.items[s..e].fill(a[1]);
             Ok(Value::NIL)
         }),
         def("vector-copy", 1, Some(3), false, |rt, a| {
             let v = expect_vec(rt, "vector-copy", a[0])?;
-            let (s, e) = range_args(rt, "vector-copy", v.items.len(), a.get(1).copied(), a.get(2).copied())?;
+            let (s, e) = range_args(
+                rt,
+                "vector-copy",
+                v.items.len(),
+                a.get(1).copied(),
+                a.get(2).copied(),
+            )?;
             let items = v.items[s..e].to_vec();
             Ok(new_vector(rt, items))
         }),
@@ -134,10 +162,14 @@ pub fn primitives() -> Vec<PrimDef> {
 fn p_make_vector(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let n = rt.expect_int("make-vector", a[0])?;
     if n < 0 {
-        return Err(Error::Msg(format!("make-vector: length must be non-negative, got {n}")));
+        return Err(Error::Msg(format!(
+            "make-vector: length must be non-negative, got {n}"
+        )));
     }
     if n > MAX_VECTOR_LEN {
-        return Err(Error::Msg(format!("make-vector: length {n} is too large (at most {MAX_VECTOR_LEN})")));
+        return Err(Error::Msg(format!(
+            "make-vector: length {n} is too large (at most {MAX_VECTOR_LEN})"
+        )));
     }
     let fill = a.get(1).copied().unwrap_or(Value::NIL);
     Ok(new_vector(rt, vec![fill; n as usize]))
@@ -165,7 +197,10 @@ mod tests {
         let v = call(&mut rt, &defs, "vector", &[a, b]).expect("vector");
         assert_eq!(inspect(&rt, v), "#(1 \"x\")");
         let five = rt.int(5);
-        assert_eq!(err(call(&mut rt, &defs, "vector-ref", &[v, five])), "vector-ref: index 5 out of range for length 2");
+        assert_eq!(
+            err(call(&mut rt, &defs, "vector-ref", &[v, five])),
+            "vector-ref: index 5 out of range for length 2"
+        );
     }
 
     #[test]
@@ -174,7 +209,10 @@ mod tests {
         let s = rt.str("kept");
         let v = new_vector(&mut rt, vec![s]);
         rt.heap.collect(&R(vec![v]));
-        assert_eq!(vector_items(&rt, v).map(|i| inspect(&rt, i[0])), Some("\"kept\"".to_string()));
+        assert_eq!(
+            vector_items(&rt, v).map(|i| inspect(&rt, i[0])),
+            Some("\"kept\"".to_string())
+        );
     }
 
     #[test]
@@ -182,7 +220,10 @@ mod tests {
         let mut rt = Rt::new();
         let defs = primitives();
         let neg = rt.int(-1);
-        assert_eq!(err(call(&mut rt, &defs, "make-vector", &[neg])), "make-vector: length must be non-negative, got -1");
+        assert_eq!(
+            err(call(&mut rt, &defs, "make-vector", &[neg])),
+            "make-vector: length must be non-negative, got -1"
+        );
         let huge = rt.int(1 << 40);
         assert!(err(call(&mut rt, &defs, "make-vector", &[huge])).contains("too large"));
     }
