@@ -460,7 +460,12 @@ impl Machine {
                 Ok(Ctl::Ret(self.rt.list(items)))
             }
             MOp::MakeCoroutine => {
-                let co = Coroutine { state: CoState::Ready(args[0]) };
+                let f = args[0];
+                let callable = f.as_prim().is_some() || matches!(self.rt.heap.get(f), Some(Obj::Lambda(_)));
+                if !callable {
+                    return Err(type_error("make-coroutine", "function", self.rt.type_name(f)));
+                }
+                let co = Coroutine { state: CoState::Ready(f) };
                 Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Extern(Box::new(co)))))
             }
             MOp::CoStatus => match coroutine_status(&self.rt, args[0]) {
@@ -608,6 +613,11 @@ impl Machine {
         if let Some(s) = self.rt.as_str(v) {
             let chars: Vec<String> = s.s.chars().map(|c| c.to_string()).collect();
             return Ok(chars.into_iter().map(|c| self.rt.string(c)).collect());
+        }
+        if let Some(Obj::Extern(e)) = self.rt.heap.get(v) {
+            if let Some(items) = e.elements() {
+                return Ok(items);
+            }
         }
         if let Some(d) = self.rt.as_dict(v) {
             let pairs: Vec<(Rc<str>, Value)> = d.iter().map(|(k, v)| (k.clone(), *v)).collect();

@@ -417,7 +417,7 @@ impl Machine {
                 // The top-level form itself, when its frame was a tail call.
                 let (file, sp, id, toplevel) = top;
                 let _ = id;
-                if toplevel && sp.line > 0 && backtrace.last().is_none_or(|t| t.name != "<top level>") {
+                if toplevel && sp.line > 0 && !backtrace.iter().any(|t| t.name == "<top level>") {
                     backtrace.push(TraceFrame { name: "<top level>".into(), file, line: sp.line, col: sp.col });
                 }
                 Err(EvalError { message, value: v, file: self.err_file.clone(), span: Some(self.err_span), backtrace })

@@ -112,6 +112,20 @@ pub trait ExternObj: Any {
     fn shape(&self) -> Shape {
         Shape::Opaque
     }
+    /// The number of elements, for `len` and `empty?` (sequences by default).
+    fn length(&self) -> Option<usize> {
+        match self.shape() {
+            Shape::Seq { items, .. } => Some(items.len()),
+            _ => None,
+        }
+    }
+    /// The elements, for `map`, `for-each` and `json-encode` (sequences by default).
+    fn elements(&self) -> Option<Vec<Value>> {
+        match self.shape() {
+            Shape::Seq { items, .. } => Some(items),
+            _ => None,
+        }
+    }
 }
 
 /// The printable, comparable structure of an [`ExternObj`].

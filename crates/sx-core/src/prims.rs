@@ -188,9 +188,9 @@ prims! {
     "format-date" [2, n(2), true] => crate::dates::p_format_date;
     "print" [0, V, false] => |rt, a| { let s: Vec<String> = a.iter().map(|v| display(rt, *v)).collect(); let line = s.join(" "); let _ = writeln!(rt.out, "{line}"); Ok(Value::NIL) };
     "println" [0, V, false] => |rt, a| { let s: Vec<String> = a.iter().map(|v| display(rt, *v)).collect(); let line = s.join(" "); let _ = writeln!(rt.out, "{line}"); Ok(Value::NIL) };
-    "display" [1, n(1), false] => |rt, a| { let s = display(rt, a[0]); let _ = write!(rt.out, "{s}"); Ok(Value::NIL) };
-    "write" [1, n(1), false] => |rt, a| { let s = inspect(rt, a[0]); let _ = write!(rt.out, "{s}"); Ok(Value::NIL) };
-    "newline" [0, n(0), false] => |rt, _a| { let _ = writeln!(rt.out); Ok(Value::NIL) };
+    "display" [1, n(2), false] => |rt, a| { let s = display(rt, a[0]); output(rt, "display", a.get(1), &s) };
+    "write" [1, n(2), false] => |rt, a| { let s = inspect(rt, a[0]); output(rt, "write", a.get(1), &s) };
+    "newline" [0, n(1), false] => |rt, a| output(rt, "newline", a.first(), "\n");
     // errors and assertions
     "error" [1, V, false] => |rt, a| { let mut msg = display(rt, a[0]); for v in &a[1..] { msg.push(' '); msg.push_str(&display(rt, *v)); } Err(Error::Msg(msg)) };
     "raise" [1, n(1), false] => |_rt, a| Err(Error::Raise(a[0]));
@@ -198,6 +198,17 @@ prims! {
 }
 
 use std::io::Write as _;
+
+/// Write to the optional port argument, else to the engine's output.
+fn output(rt: &mut Rt, name: &str, port: Option<&Value>, text: &str) -> Result<Value> {
+    match port {
+        Some(p) => crate::ext::ports::write_to_port(rt, name, *p, text)?,
+        None => {
+            let _ = write!(rt.out, "{text}");
+        }
+    }
+    Ok(Value::NIL)
+}
 
 fn bin(rt: &mut Rt, name: &str, a: &[Value], f: fn(Num, Num) -> Result<Num>) -> Result<Value> {
     let x = rt.expect_num(name, a[0])?;
@@ -368,6 +379,7 @@ fn p_empty(rt: &mut Rt, a: &[Value]) -> Result<Value> {
         Some(Obj::List(l)) => l.len == 0,
         Some(Obj::Str(s)) => s.s.is_empty(),
         Some(Obj::Dict(d)) => d.is_empty(),
+        Some(Obj::Extern(e)) if e.length().is_some() => e.length() == Some(0),
         _ => return Err(type_error("empty?", "collection", rt.type_name(v))),
     }))
 }
@@ -457,6 +469,7 @@ fn length_of(rt: &mut Rt, name: &str, v: Value) -> Result<Value> {
         Some(Obj::List(l)) => l.len as i64,
         Some(Obj::Str(s)) => s.chars as i64,
         Some(Obj::Dict(d)) => d.len() as i64,
+        Some(Obj::Extern(e)) if e.length().is_some() => e.length().unwrap_or(0) as i64,
         _ => return Err(type_error(name, "collection", rt.type_name(v))),
     };
     Ok(rt.int(n))
@@ -1061,6 +1074,17 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
                 json_encode(rt, *x, out, depth + 1)?;
             }
             out.push('}');
+            Ok(())
+        }
+        Some(Obj::Extern(e)) if e.elements().is_some() => {
+            out.push('[');
+            for (i, x) in e.elements().unwrap_or_default().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_encode(rt, x, out, depth + 1)?;
+            }
+            out.push(']');
             Ok(())
         }
         _ => Err(Error::msg(format!("json-encode: cannot encode {}", rt.type_name(v)))),

@@ -29,6 +29,7 @@ const RETURN_TYPES: &[&str] = &[
     "eof",
     "string-buffer",
     "coroutine",
+    "set",
     "any",
     "never",
 ];

@@ -41,6 +41,9 @@ impl ExternObj for StringBufferObj {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+    fn length(&self) -> Option<usize> {
+        Some(self.chars)
+    }
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
