@@ -101,3 +101,4 @@ impl sx_core::heap::ExternObj for ContinuationObj {
         self
     }
 }
+

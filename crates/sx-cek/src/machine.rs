@@ -16,9 +16,13 @@ use sx_core::prims::{native_primitives, PrimFn};
 use sx_core::{Rt, Value};
 use sx_syntax::Span;
 
+/// A function supplied by the embedder; it may carry state.
+pub type HostFn = Rc<dyn Fn(&mut Rt, &[Value]) -> Result<Value>>;
+
 pub enum PrimKind {
     Native(PrimFn),
     Machine(MOp),
+    Host(HostFn),
 }
 
 pub struct Prim {
@@ -218,6 +222,12 @@ impl Machine {
         let sym = self.rt.syms.intern(p.name);
         self.prims.push(p);
         self.set_global(sym, Value::prim(id));
+    }
+
+    /// Define (or replace) a global function implemented in Rust by the
+    /// embedder. `max = None` accepts any number of arguments above `min`.
+    pub fn define_host_fn(&mut self, name: &'static str, min: usize, max: Option<usize>, f: HostFn) {
+        self.add_prim(Prim { name, min, max, pure: false, kind: PrimKind::Host(f) });
     }
 
     /// Names of every primitive, native and machine-level.
@@ -679,6 +689,11 @@ impl Machine {
         }
         match prim.kind {
             PrimKind::Native(f) => f(&mut self.rt, &self.vals[base..]),
+            PrimKind::Host(ref f) => {
+                let f = f.clone();
+                let args: Vec<Value> = self.vals[base..].to_vec();
+                f(&mut self.rt, &args)
+            }
             PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
         }
     }
@@ -1255,6 +1270,12 @@ impl Machine {
                     let r = nf(&mut self.rt, &self.vals[base + 1..]);
                     self.vals.truncate(base);
                     r.map(Ctl::Ret)
+                }
+                PrimKind::Host(ref f) => {
+                    let f = f.clone();
+                    let args: Vec<Value> = self.vals[base + 1..].to_vec();
+                    self.vals.truncate(base);
+                    f(&mut self.rt, &args).map(Ctl::Ret)
                 }
                 PrimKind::Machine(op) => {
                     let args: Vec<Value> = self.vals[base + 1..].to_vec();

@@ -243,6 +243,27 @@ impl Engine {
         self.m.special_form_names().into_iter().filter(|n| !n.starts_with('%')).collect()
     }
 
+    /// Define a global SX function implemented in Rust. The closure gets the
+    /// runtime (to allocate and inspect values) and the arguments; arity is
+    /// checked before it runs (`max = None`: variadic).
+    ///
+    /// ```
+    /// let mut e = sx::Engine::new();
+    /// e.define_fn("twice", 1, Some(1), |rt, args| {
+    ///     let n = rt.expect_int("twice", args[0])?;
+    ///     Ok(rt.int(n * 2))
+    /// });
+    /// assert_eq!(e.eval_to_string("(twice 21)").unwrap(), "42");
+    /// ```
+    pub fn define_fn<F>(&mut self, name: &str, min: usize, max: Option<usize>, f: F)
+    where
+        F: Fn(&mut sx_core::Rt, &[Value]) -> sx_core::Result<Value> + 'static,
+    {
+        // Names live as long as the engine's primitive table.
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        self.m.define_host_fn(name, min, max, Rc::new(f));
+    }
+
     /// Every globally bound name (for completion), sorted.
     pub fn global_names(&self) -> Vec<String> {
         let mut v = self.m.global_names();
