@@ -451,7 +451,7 @@ impl<'m> Analyzer<'m> {
 
     fn with_scope<T>(&mut self, names: Vec<u32>, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<(T, u16)> {
         let scope = Scope::new(names, self.scope.clone());
-        let saved = std::mem::replace(&mut self.scope, Some(scope.clone()));
+        let saved = self.scope.replace(scope.clone());
         let saved_fixed = std::mem::replace(&mut self.fixed_frame, false);
         let r = f(self);
         self.scope = saved;
@@ -996,7 +996,7 @@ impl<'m> Analyzer<'m> {
             let clauses: Vec<Vec<Value>> = clause_items.into_iter().flatten().collect();
             self.scheme_cond(&clauses, else_sym, arrow)
         } else {
-            if args.len() % 2 != 0 {
+            if !args.len().is_multiple_of(2) {
                 return Err(err_at(self.span, "cond: odd number of forms (expected test/expression pairs)"));
             }
             self.clojure_cond(args)

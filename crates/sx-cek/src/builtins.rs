@@ -205,7 +205,7 @@ fn rtd_of(rt: &Rt, v: Value) -> Option<&RecordType> {
     }
 }
 
-fn record_of<'a>(rt: &'a Rt, rtd: Value, v: Value) -> Option<&'a Record> {
+fn record_of(rt: &Rt, rtd: Value, v: Value) -> Option<&Record> {
     match rt.heap.get(v) {
         Some(Obj::Extern(e)) => e.as_any().downcast_ref::<Record>().filter(|r| r.rtd == rtd),
         _ => None,
@@ -415,7 +415,7 @@ impl Machine {
                 let Some(p) = self.protocols.get_mut(&pname) else {
                     return Err(Error::Msg(format!("implement: unknown protocol {pname}")));
                 };
-                if !p.methods.iter().any(|m| *m == mname) {
+                if !p.methods.contains(&mname) {
                     return Err(Error::Msg(format!("implement: {mname} is not a method of {pname}")));
                 }
                 p.impls.entry(tname).or_default().insert(mname, args[3]);

@@ -1154,7 +1154,7 @@ impl Machine {
                     let base = self.vals.len() - next;
                     self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
                     let (p, h) = clauses[next / 2];
-                    return Ok(Ctl::Eval(if next % 2 == 0 { p } else { h }));
+                    return Ok(Ctl::Eval(if next.is_multiple_of(2) { p } else { h }));
                 }
                 let base = self.vals.len() - total;
                 let mut preds = Vec::new();

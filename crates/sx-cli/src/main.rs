@@ -168,7 +168,7 @@ fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn bench(eng: &mut Engine, file: &PathBuf, iterations: usize, warmup: usize, arg: Option<&str>) -> ExitCode {
+fn bench(eng: &mut Engine, file: &std::path::Path, iterations: usize, warmup: usize, arg: Option<&str>) -> ExitCode {
     if let Err(e) = eng.run_file(file) {
         return report(eng, &e);
     }

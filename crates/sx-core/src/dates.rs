@@ -127,7 +127,7 @@ pub fn format(d: &DateTime, fmt: &str) -> String {
             out.push('%');
             break;
         };
-        let h12 = if d.hour % 12 == 0 { 12 } else { d.hour % 12 };
+        let h12 = if d.hour.is_multiple_of(12) { 12 } else { d.hour % 12 };
         let m = MONTHS[(d.month as usize).saturating_sub(1).min(11)];
         let w = DAYS[weekday(d)];
         match k {

@@ -91,7 +91,8 @@ prims! {
     "nil?" [1, n(1), true] => |_rt, a| Ok(Value::bool(a[0].is_nil()));
     "boolean?" [1, n(1), true] => |_rt, a| Ok(Value::bool(a[0] == Value::TRUE || a[0] == Value::FALSE));
     "number?" [1, n(1), true] => |rt, a| Ok(Value::bool(rt.is_number(a[0])));
-    "integer?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Int(_))) || matches!(rt.num(a[0]), Some(Num::Float(f)) if f.fract() == 0.0 && f.is_finite() && false)));
+    // decided: integer? is exactness-aware: (integer? 5.0) → false.
+    "integer?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Int(_)))));
     "float?" [1, n(1), true] => |rt, a| Ok(Value::bool(matches!(rt.num(a[0]), Some(Num::Float(_)))));
     "exact?" [1, n(1), true] => |rt, a| Ok(Value::bool(rt.expect_num("exact?", a[0])?.is_exact()));
     "inexact?" [1, n(1), true] => |rt, a| Ok(Value::bool(!rt.expect_num("inexact?", a[0])?.is_exact()));
@@ -140,7 +141,8 @@ prims! {
     "index-of" [2, n(3), true] => p_index_of;
     "parse-int" [1, n(2), true] => p_parse_int;
     "parse-float" [1, n(1), true] => p_parse_float;
-    "number->string" [1, n(2), true] => |rt, a| { let x = rt.expect_num("number->string", a[0])?; if let Some(r) = a.get(1) { let radix = rt.expect_int("number->string", *r)?; if !(2..=36).contains(&radix) { return Err(Error::Msg(format!("number->string: radix must be between 2 and 36, got {radix}"))); } if let Num::Int(i) = x { return Ok(rt.string(int_to_radix(i, radix as u32))); } } let s = display(rt, a[0]); Ok(rt.string(s)) };
+    "number->string" [1, n(2), true] => |rt, a| { let x = rt.expect_num("number->string", a[0])?; if let Some(r) = a.get(1) { let radix = rt.expect_int("number->string", *r)?; if !(2..=36).contains(&radix) { return Err(Error::Msg(format!("number->string: radix must be between 2 and 36, got {radix}"))); }
+        if let Num::Int(i) = x { return Ok(rt.string(int_to_radix(i, radix as u32))); } } let s = display(rt, a[0]); Ok(rt.string(s)) };
     "string->number" [1, n(2), true] => p_string_to_number;
     "format-decimal" [1, n(2), true] => |rt, a| { let x = rt.expect_num("format-decimal", a[0])?.to_f64(); let places = match a.get(1) { Some(v) => rt.expect_int("format-decimal", *v)?.clamp(0, 20) as usize, None => 2 }; Ok(rt.string(format_decimal(x, places))) };
     "strip-tags" [1, n(1), true] => |rt, a| { let s = rt.expect_str("strip-tags", a[0])?; Ok(rt.string(strip_tags(&s))) };
@@ -596,7 +598,7 @@ fn p_sort(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 }
 
 fn p_dict(rt: &mut Rt, a: &[Value]) -> Result<Value> {
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return Err(Error::Msg(format!("dict: expected an even number of arguments, got {}", a.len())));
     }
     let mut d = DictMap::default();
@@ -638,7 +640,7 @@ fn p_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 
 fn p_assoc(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let mut d = if a[0].is_nil() { DictMap::default() } else { expect_dict(rt, "assoc", a[0])?.clone() };
-    if (a.len() - 1) % 2 != 0 {
+    if !(a.len() - 1).is_multiple_of(2) {
         return Err(Error::msg("assoc: expected key/value pairs"));
     }
     for kv in a[1..].chunks(2) {
