@@ -390,42 +390,47 @@ fn approx_rational(f: f64) -> Num {
     make_rat(h1, k1)
 }
 
-pub fn pow(a: Num, b: Num) -> Num {
-    match (a, b) {
-        (Num::Int(_) | Num::Rat(..), Num::Int(y)) => {
-            let (mut bn, mut bd) = a.parts().unwrap_or((0, 1));
-            let mut e = y;
-            if e < 0 {
-                if bn == 0 {
-                    return Num::Float(f64::INFINITY);
-                }
-                std::mem::swap(&mut bn, &mut bd);
-                e = -e;
-            }
-            let mut rn: i128 = 1;
-            let mut rd: i128 = 1;
-            for _ in 0..e.min(200) {
-                match (rn.checked_mul(bn), rd.checked_mul(bd)) {
-                    (Some(n), Some(d)) if n.abs() <= i64::MAX as i128 && d <= i64::MAX as i128 => {
-                        rn = n;
-                        rd = d;
-                    }
-                    _ => return Num::Float(a.to_f64().powf(b.to_f64())),
-                }
-                if rn.abs() <= 1 && rd == 1 && e > 200 {
-                    break;
-                }
-            }
-            if e > 200 && !(bn.abs() == 1 && bd == 1) && bn != 0 {
-                return Num::Float(a.to_f64().powf(b.to_f64()));
-            }
-            if e > 200 && bn == -1 && bd == 1 {
-                return Num::Int(if e % 2 == 0 { 1 } else { -1 });
-            }
-            make_rat(rn, rd)
+/// `expt`/`pow`: exact for an exact base and integer exponent (a negative
+/// exponent gives the exact reciprocal; 0 to a negative power is a
+/// division by zero); float otherwise or on overflow.
+pub fn pow(a: Num, b: Num) -> Result<Num> {
+    let (Some((bn, bd)), Num::Int(y)) = (a.parts(), b) else {
+        return Ok(Num::Float(a.to_f64().powf(b.to_f64())));
+    };
+    let (mut bn, mut bd) = (bn, bd);
+    if y < 0 {
+        if bn == 0 {
+            return Err(Error::msg("Division by zero"));
         }
-        _ => Num::Float(a.to_f64().powf(b.to_f64())),
+        std::mem::swap(&mut bn, &mut bd);
+        if bd < 0 {
+            bn = -bn;
+            bd = -bd;
+        }
     }
+    let e = y.unsigned_abs();
+    // Bases whose powers never grow.
+    if bd == 1 && (bn == 0 || bn == 1) {
+        return Ok(Num::Int(if e == 0 { 1 } else { bn as i64 }));
+    }
+    if bd == 1 && bn == -1 {
+        return Ok(Num::Int(if e % 2 == 0 { 1 } else { -1 }));
+    }
+    let float = || Num::Float(a.to_f64().powf(b.to_f64()));
+    if e > 128 {
+        return Ok(float());
+    }
+    let (mut rn, mut rd): (i128, i128) = (1, 1);
+    for _ in 0..e {
+        match (rn.checked_mul(bn), rd.checked_mul(bd)) {
+            (Some(n), Some(d)) if n >= i64::MIN as i128 && n <= i64::MAX as i128 && d <= i64::MAX as i128 => {
+                rn = n;
+                rd = d;
+            }
+            _ => return Ok(float()),
+        }
+    }
+    Ok(make_rat(rn, rd))
 }
 
 #[cfg(test)]
@@ -445,8 +450,11 @@ mod tests {
         assert_eq!(round_num(Num::Rat(-5, 2)), Num::Int(-3));
         assert_eq!(floor_num(Num::Rat(-7, 2)), Num::Int(-4));
         assert_eq!(to_exact(Num::Float(0.5)), Num::Rat(1, 2));
-        assert_eq!(pow(Num::Rat(2, 3), Num::Int(2)), Num::Rat(4, 9));
-        assert_eq!(pow(Num::Int(2), Num::Int(-2)), Num::Rat(1, 4));
+        assert_eq!(pow(Num::Rat(2, 3), Num::Int(2)).ok(), Some(Num::Rat(4, 9)));
+        assert_eq!(pow(Num::Int(2), Num::Int(-2)).ok(), Some(Num::Rat(1, 4)));
+        assert_eq!(pow(Num::Int(-2), Num::Int(63)).ok(), Some(Num::Int(i64::MIN)));
+        assert!(pow(Num::Int(0), Num::Int(-1)).is_err());
+        assert!(matches!(pow(Num::Int(2), Num::Int(i64::MIN)).ok(), Some(Num::Float(_))));
         assert_eq!(modulo(Num::Rat(7, 2), Num::Int(1)).ok(), Some(Num::Rat(1, 2)));
     }
 }

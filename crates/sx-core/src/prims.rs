@@ -58,8 +58,8 @@ prims! {
     "modulo" [2, n(2), true] => |rt, a| bin(rt, "modulo", a, num::modulo);
     "remainder" [2, n(2), true] => |rt, a| bin(rt, "remainder", a, num::remainder);
     "quotient" [2, n(2), true] => |rt, a| bin(rt, "quotient", a, num::quotient);
-    "pow" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("pow", a[0])?, rt.expect_num("pow", a[1])?); Ok(rt.num_value(num::pow(x, y))) };
-    "expt" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("expt", a[0])?, rt.expect_num("expt", a[1])?); Ok(rt.num_value(num::pow(x, y))) };
+    "pow" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("pow", a[0])?, rt.expect_num("pow", a[1])?); Ok(rt.num_value(num::pow(x, y)?)) };
+    "expt" [2, n(2), true] => |rt, a| { let (x, y) = (rt.expect_num("expt", a[0])?, rt.expect_num("expt", a[1])?); Ok(rt.num_value(num::pow(x, y)?)) };
     "sqrt" [1, n(1), true] => |rt, a| { let x = rt.expect_num("sqrt", a[0])?.to_f64(); Ok(rt.float(x.sqrt())) };
     "floor" [1, n(1), true] => |rt, a| rounding(rt, "floor", a[0], num::floor_num);
     "ceil" [1, n(1), true] => |rt, a| rounding(rt, "ceil", a[0], num::ceil_num);
