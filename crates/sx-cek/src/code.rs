@@ -39,6 +39,9 @@ impl CodeObj for Code {
     fn name(&self) -> Option<Rc<str>> {
         self.name.clone()
     }
+    fn id(&self) -> u64 {
+        self.id
+    }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

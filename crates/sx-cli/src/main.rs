@@ -17,9 +17,19 @@ struct Cli {
     /// Evaluate FORMS and print the value of the last one.
     #[arg(short = 'e', long = "eval", value_name = "FORMS")]
     eval: Option<String>,
-    /// Execution backend: `none` (the CEK interpreter only).
+    /// Execution backend: none (the CEK interpreter), cranelift, llvm or wasm
+    /// (each needs its cargo feature).
     #[arg(long, global = true, default_value = "none")]
     backend: String,
+    /// Compile a lambda after N calls (0 = never).
+    #[arg(long, global = true, value_name = "N")]
+    jit_threshold: Option<u32>,
+    /// Byte budget of compiled code and its metadata.
+    #[arg(long, global = true, value_name = "BYTES")]
+    jit_budget: Option<usize>,
+    /// Print the JIT report to stderr at exit.
+    #[arg(long, global = true)]
+    stats: bool,
     /// Continuation frames allowed before `Maximum recursion depth exceeded`.
     #[arg(long, global = true)]
     max_depth: Option<usize>,
@@ -38,8 +48,6 @@ enum Cmd {
         /// Print one JSON object per line.
         #[arg(long)]
         jsonl: bool,
-        #[arg(long)]
-        jit_threshold: Option<u32>,
         files: Vec<PathBuf>,
     },
     /// Time `(run)` from a benchmark file.
@@ -51,21 +59,17 @@ enum Cmd {
         /// Argument passed to `(run X)`, read as SX.
         #[arg(long)]
         arg: Option<String>,
-        #[arg(long)]
-        jit_threshold: Option<u32>,
         file: PathBuf,
     },
 }
 
 fn engine(cli: &Cli) -> Result<Engine, String> {
-    if cli.backend != "none" && cli.backend != "cek" {
-        return Err(format!("unknown backend '{}': this build supports only 'none' (the CEK interpreter)", cli.backend));
-    }
-    let mut opts = EngineOptions::default();
+    let backend: sx::Backend = cli.backend.parse()?;
+    let mut opts = EngineOptions { backend, jit_threshold: cli.jit_threshold, jit_budget: cli.jit_budget, ..EngineOptions::default() };
     if let Some(d) = cli.max_depth {
         opts.max_depth = d;
     }
-    Ok(Engine::with_options(opts))
+    Engine::with_options(opts).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let code = run(&cli, &mut eng);
+    if cli.stats {
+        let _ = std::io::stdout().flush();
+        eprint!("{}", eng.jit_report());
+    }
+    code
+}
+
+fn run(cli: &Cli, eng: &mut Engine) -> ExitCode {
     if let Some(src) = &cli.eval {
         return match eng.eval_str(src, "<eval>") {
             Ok(v) => {
@@ -85,19 +98,19 @@ fn main() -> ExitCode {
                 println!("{s}");
                 ExitCode::SUCCESS
             }
-            Err(e) => report(&eng, &e),
+            Err(e) => report(eng, &e),
         };
     }
     match &cli.cmd {
-        Some(Cmd::Repl) => repl::run(&mut eng, &cli.backend),
-        Some(Cmd::Test { jsonl, files, .. }) => run_tests(&cli, files, *jsonl),
-        Some(Cmd::Bench { iterations, warmup, arg, file, .. }) => bench(&mut eng, file, *iterations, *warmup, arg.as_deref()),
+        Some(Cmd::Repl) => repl::run(eng, &cli.backend),
+        Some(Cmd::Test { jsonl, files, .. }) => run_tests(cli, files, *jsonl),
+        Some(Cmd::Bench { iterations, warmup, arg, file, .. }) => bench(eng, file, *iterations, *warmup, arg.as_deref()),
         None => match &cli.file {
             Some(f) => match eng.run_file(f) {
                 Ok(_) => ExitCode::SUCCESS,
-                Err(e) => report(&eng, &e),
+                Err(e) => report(eng, &e),
             },
-            None => repl::run(&mut eng, &cli.backend),
+            None => repl::run(eng, &cli.backend),
         },
     }
 }
@@ -156,7 +169,12 @@ fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
             }
         }
         if jsonl {
-            let _ = writeln!(out, "{}", json!({"event":"file-done","file":file}));
+            let mut jit = serde_json::Map::new();
+            for (k, v) in eng.jit_stats_fields() {
+                jit.insert(k.to_string(), json!(v));
+            }
+            jit.insert("backend".into(), json!(cli.backend));
+            let _ = writeln!(out, "{}", json!({"event":"file-done","file":file,"jit":jit}));
         }
         let _ = out.flush();
     }

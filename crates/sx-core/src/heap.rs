@@ -69,6 +69,11 @@ impl ListObj {
 pub trait CodeObj: Any {
     /// The name the code was defined under, if any.
     fn name(&self) -> Option<Rc<str>>;
+    /// A unique identity of the code (closures made from the same `(fn ...)`
+    /// share it): the key of the JIT cache.
+    fn id(&self) -> u64 {
+        0
+    }
     fn as_any(&self) -> &dyn Any;
     fn as_any_rc(self: Rc<Self>) -> Rc<dyn Any>;
 }

@@ -15,6 +15,7 @@ pub use sx_core::Value;
 pub use sx_syntax::{Diagnostic, Span};
 
 mod harness;
+pub mod jit;
 pub use harness::TestOutcome;
 
 /// An error from [`Engine`] APIs: unreadable source, an uncaught SX error,
@@ -26,6 +27,8 @@ pub enum SxError {
     /// An SX error nobody caught.
     Eval(EvalError),
     Io(String),
+    /// A bad engine configuration (e.g. a backend not compiled in).
+    Config(String),
 }
 
 impl std::fmt::Display for SxError {
@@ -35,7 +38,7 @@ impl std::fmt::Display for SxError {
                 write!(f, "{}:{}:{}: {}", file, diagnostic.span.line, diagnostic.span.col, diagnostic.message)
             }
             SxError::Eval(e) => write!(f, "{e}"),
-            SxError::Io(m) => write!(f, "{m}"),
+            SxError::Io(m) | SxError::Config(m) => write!(f, "{m}"),
         }
     }
 }
@@ -48,7 +51,54 @@ impl SxError {
         match self {
             SxError::Parse { diagnostic, .. } => diagnostic.message.clone(),
             SxError::Eval(e) => e.message.clone(),
-            SxError::Io(m) => m.clone(),
+            SxError::Io(m) | SxError::Config(m) => m.clone(),
+        }
+    }
+}
+
+/// An execution tier above the CEK interpreter. The enum always lists every
+/// backend; one whose cargo feature is off is refused with a message naming
+/// the feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The CEK interpreter only.
+    None,
+    /// Native code through Cranelift (cargo feature `cranelift`).
+    Cranelift,
+    /// Native code through LLVM (cargo feature `llvm`).
+    Llvm,
+    /// WebAssembly through wasmtime (cargo feature `wasm`).
+    Wasm,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Cranelift => "cranelift",
+            Backend::Llvm => "llvm",
+            Backend::Wasm => "wasm",
+        }
+    }
+
+    /// Every backend, compiled in or not.
+    pub const ALL: [Backend; 4] = [Backend::None, Backend::Cranelift, Backend::Llvm, Backend::Wasm];
+
+    /// Whether this build contains the backend.
+    pub fn available(self) -> bool {
+        matches!(self, Backend::None)
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "none" | "cek" => Ok(Backend::None),
+            "cranelift" => Ok(Backend::Cranelift),
+            "llvm" => Ok(Backend::Llvm),
+            "wasm" | "wasmtime" => Ok(Backend::Wasm),
+            other => Err(format!("unknown backend '{other}' (expected one of: none, cranelift, llvm, wasm)")),
         }
     }
 }
@@ -60,17 +110,24 @@ pub struct EngineOptions {
     pub max_depth: usize,
     /// Install `defsuite`, `deftest` and the assertion helpers.
     pub test_harness: bool,
+    /// The compiling tier.
+    pub backend: Backend,
+    /// Compile a lambda after this many calls (0 = never); `None`: the default.
+    pub jit_threshold: Option<u32>,
+    /// Byte budget of compiled code; `None`: the default.
+    pub jit_budget: Option<usize>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_depth: sx_cek::machine::DEFAULT_MAX_DEPTH, test_harness: true }
+        EngineOptions { max_depth: sx_cek::machine::DEFAULT_MAX_DEPTH, test_harness: true, backend: Backend::None, jit_threshold: None, jit_budget: None }
     }
 }
 
 /// An SX interpreter instance. Not thread-safe (`!Send`): create one per thread.
 pub struct Engine {
     m: Machine,
+    jit: jit::SharedJit,
     /// Recently evaluated sources, for showing the offending line of an error.
     sources: std::collections::VecDeque<(Rc<str>, Rc<str>)>,
 }
@@ -87,16 +144,39 @@ const PRELUDE: &str = include_str!("prelude.sx");
 
 impl Engine {
     pub fn new() -> Engine {
-        Engine::with_options(EngineOptions::default())
+        Engine::build(EngineOptions::default())
     }
 
-    pub fn with_options(opts: EngineOptions) -> Engine {
+    /// An engine with the given options; fails when the requested backend
+    /// is not compiled into this build.
+    pub fn with_options(opts: EngineOptions) -> Result<Engine, SxError> {
+        if !opts.backend.available() {
+            let b = opts.backend.name();
+            return Err(SxError::Config(format!(
+                "backend '{b}' is not compiled in: rebuild with `--features {b}` (available: {})",
+                Backend::ALL.iter().filter(|b| b.available()).map(|b| b.name()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(Engine::build(opts))
+    }
+
+    fn build(opts: EngineOptions) -> Engine {
         let mut m = Machine::new();
         m.max_depth = opts.max_depth;
-        let mut e = Engine { m, sources: std::collections::VecDeque::new() };
-        if let Err(err) = e.eval_str(PRELUDE, "<prelude>") {
-            // The prelude is part of the build; failing here is a bug.
-            panic!("SX prelude failed: {err}");
+        let mut e = Engine { m, jit: jit::new_state(opts.backend.name()), sources: std::collections::VecDeque::new() };
+        let shared = e.jit.clone();
+        jit::install(&mut e, &shared);
+        if let Some(t) = opts.jit_threshold {
+            e.set_jit_threshold(t);
+        }
+        if let Some(b) = opts.jit_budget {
+            e.jit.borrow_mut().cache.set_budget(b);
+        }
+        for (src, name) in [(PRELUDE, "<prelude>"), (jit::JIT_PRELUDE, "<prelude-jit>")] {
+            if let Err(err) = e.eval_str(src, name) {
+                // The prelude is part of the build; failing here is a bug.
+                panic!("SX prelude failed: {err}");
+            }
         }
         if opts.test_harness {
             if let Err(err) = e.eval_str(harness::HARNESS, "<harness>") {
@@ -182,7 +262,7 @@ impl Engine {
                     .collect();
                 sx_diagnostics::render(&sx_diagnostics::Report { message: &e.message, file, span: e.span, source: src.as_deref(), backtrace: &trace })
             }
-            SxError::Io(m) => format!("{m}\n"),
+            SxError::Io(m) | SxError::Config(m) => format!("{m}\n"),
         }
     }
 
@@ -230,6 +310,21 @@ impl Engine {
     /// Run a test file (`defsuite`/`deftest`) and return each test's outcome.
     pub fn run_tests(&mut self, src: &str, file: &str) -> (Vec<TestOutcome>, Option<SxError>) {
         harness::run_tests(self, src, file)
+    }
+
+    /// The JIT cache's human-readable summary (what `jit-report` returns).
+    pub fn jit_report(&self) -> String {
+        self.jit.borrow().cache.report()
+    }
+
+    /// The numeric fields of `jit-stats`, in section 8 order.
+    pub fn jit_stats_fields(&self) -> Vec<(&'static str, u64)> {
+        self.jit.borrow().cache.stats().numeric_fields().to_vec()
+    }
+
+    /// Set the call count at which lambdas are compiled (0 = never).
+    pub fn set_jit_threshold(&mut self, n: u32) {
+        self.jit.borrow_mut().cache.set_threshold(n);
     }
 
     /// Names of every built-in primitive (native and machine-level),

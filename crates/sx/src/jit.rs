@@ -1,0 +1,165 @@
+//! The SX-level JIT API of section 8 (`jit-stats`, `jit-reset!`, ...),
+//! backed by the tiering cache of `sx-jit-cache`.
+//!
+//! This build has no code generator: the backend is `none`, so nothing is
+//! ever compiled, but every form works and reports truthfully (compiled 0).
+
+use crate::{Engine, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
+use sx_core::error::{type_error, Error};
+use sx_core::heap::{DictMap, Obj};
+use sx_core::Rt;
+use sx_jit_cache::{Artifact, CodeKey, JitCache, JitStats, SavedJit};
+
+/// What a backend produced for one lambda. With no backend there is none.
+pub struct NoCode;
+
+impl Artifact for NoCode {
+    fn code_bytes(&self) -> usize {
+        0
+    }
+    fn meta_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// The engine's JIT state: the cache and the `with-fresh-jit` stack.
+pub struct JitState {
+    pub cache: JitCache<NoCode>,
+    fresh: Vec<SavedJit<NoCode>>,
+}
+
+pub type SharedJit = Rc<RefCell<JitState>>;
+
+pub(crate) fn new_state(backend: &str) -> SharedJit {
+    Rc::new(RefCell::new(JitState { cache: JitCache::new(backend), fresh: Vec::new() }))
+}
+
+fn stats_dict(rt: &mut Rt, s: &JitStats) -> Value {
+    let mut d = DictMap::default();
+    for (k, v) in s.numeric_fields() {
+        let n = rt.int(i64::try_from(v).unwrap_or(i64::MAX));
+        d.insert(Rc::from(k), n);
+    }
+    let b = rt.str(&s.backend);
+    d.insert(Rc::from("backend"), b);
+    // Present keys in the order of section 8.
+    let mut ordered = DictMap::default();
+    for k in JitStats::KEYS {
+        if let Some(v) = d.get(k) {
+            ordered.insert(Rc::from(k), *v);
+        }
+    }
+    rt.dict(ordered)
+}
+
+/// The code identity of a lambda value.
+fn code_key(rt: &Rt, name: &str, f: Value) -> Result<CodeKey, Error> {
+    match rt.heap.get(f) {
+        Some(Obj::Lambda(c)) => Ok(CodeKey(c.code.id())),
+        _ => Err(type_error(name, "lambda", rt.type_name(f))),
+    }
+}
+
+fn non_negative(rt: &Rt, name: &str, v: Value) -> Result<u64, Error> {
+    let n = rt.expect_int(name, v)?;
+    u64::try_from(n).map_err(|_| Error::Msg(format!("{name}: expected a non-negative integer, got {n}")))
+}
+
+/// Install the JIT API on an engine.
+pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
+    let j = jit.clone();
+    e.define_fn("jit-set-threshold!", 1, Some(1), move |rt, a| {
+        let n = non_negative(rt, "jit-set-threshold!", a[0])?;
+        j.borrow_mut().cache.set_threshold(u32::try_from(n).unwrap_or(u32::MAX));
+        Ok(a[0])
+    });
+    let j = jit.clone();
+    e.define_fn("%jit-threshold", 0, Some(0), move |rt, _a| Ok(rt.int(i64::from(j.borrow().cache.threshold()))));
+    let j = jit.clone();
+    e.define_fn("jit-stats", 0, Some(0), move |rt, _a| {
+        let s = j.borrow().cache.stats();
+        Ok(stats_dict(rt, &s))
+    });
+    let j = jit.clone();
+    e.define_fn("jit-report", 0, Some(0), move |rt, _a| {
+        let r = j.borrow().cache.report();
+        Ok(rt.string(r))
+    });
+    let j = jit.clone();
+    e.define_fn("jit-reset!", 0, Some(0), move |_rt, _a| {
+        j.borrow_mut().cache.reset();
+        Ok(Value::NIL)
+    });
+    let j = jit.clone();
+    e.define_fn("jit-reset-counters!", 0, Some(0), move |_rt, _a| {
+        j.borrow_mut().cache.reset_counters();
+        Ok(Value::NIL)
+    });
+    let j = jit.clone();
+    e.define_fn("jit-clear-cold!", 0, Some(0), move |rt, _a| {
+        let n = j.borrow_mut().cache.clear_cold();
+        Ok(rt.int(n as i64))
+    });
+    let j = jit.clone();
+    e.define_fn("jit-pin!", 1, Some(1), move |rt, a| {
+        let k = code_key(rt, "jit-pin!", a[0])?;
+        Ok(Value::bool(j.borrow_mut().cache.pin(k)))
+    });
+    let j = jit.clone();
+    e.define_fn("jit-unpin!", 1, Some(1), move |rt, a| {
+        let k = code_key(rt, "jit-unpin!", a[0])?;
+        Ok(Value::bool(j.borrow_mut().cache.unpin(k)))
+    });
+    let j = jit.clone();
+    e.define_fn("jit-set-budget!", 1, Some(1), move |rt, a| {
+        let n = non_negative(rt, "jit-set-budget!", a[0])?;
+        j.borrow_mut().cache.set_budget(usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(a[0])
+    });
+    let j = jit.clone();
+    e.define_fn("jit-exclude!", 0, None, move |rt, a| {
+        let mut names = Vec::with_capacity(a.len());
+        for v in a {
+            match rt.key_of(*v) {
+                Some(k) => names.push(k.to_string()),
+                None => return Err(type_error("jit-exclude!", "string", rt.type_name(*v))),
+            }
+        }
+        let n = j.borrow_mut().cache.exclude(names);
+        Ok(rt.int(n as i64))
+    });
+    let j = jit.clone();
+    e.define_fn("%jit-begin-fresh", 0, Some(0), move |_rt, _a| {
+        let mut st = j.borrow_mut();
+        let saved = st.cache.begin_fresh();
+        st.fresh.push(saved);
+        Ok(Value::NIL)
+    });
+    let j = jit.clone();
+    e.define_fn("%jit-end-fresh", 0, Some(0), move |_rt, _a| {
+        let mut st = j.borrow_mut();
+        if let Some(saved) = st.fresh.pop() {
+            st.cache.end_fresh(saved);
+        }
+        Ok(Value::NIL)
+    });
+}
+
+/// The SX half of the API: the scoped forms.
+pub(crate) const JIT_PRELUDE: &str = r#"
+(defmacro with-jit-threshold (n &rest body)
+  (let ((old (gensym "jit-threshold")))
+    `(let ((,old (%jit-threshold)))
+       (dynamic-wind
+         (fn () (jit-set-threshold! ,n))
+         (fn () ,@body)
+         (fn () (jit-set-threshold! ,old))))))
+
+(defmacro with-fresh-jit (&rest body)
+  `(dynamic-wind
+     (fn () (%jit-begin-fresh))
+     (fn () ,@body)
+     (fn () (%jit-end-fresh))))
+"#;
