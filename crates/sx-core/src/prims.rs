@@ -162,7 +162,7 @@ prims! {
     "concat" [0, V, true] => p_concat;
     "append" [0, V, true] => p_append;
     "reverse" [1, n(1), true] => |rt, a| { if let Some(s) = rt.as_str(a[0]) { let r: String = s.s.chars().rev().collect(); return Ok(rt.string(r)); } let mut v = rt.expect_list("reverse", a[0])?; v.reverse(); Ok(rt.list(v)) };
-    "flatten" [1, n(1), true] => |rt, a| { let mut out = Vec::new(); let items = rt.expect_list("flatten", a[0])?; flatten_into(rt, &items, &mut out, 0); Ok(rt.list(out)) };
+    "flatten" [1, n(1), true] => |rt, a| { let mut out = Vec::new(); let items = rt.expect_list("flatten", a[0])?; flatten_into(rt, &items, &mut out, &mut vec![a[0]]); Ok(rt.list(out)) };
     "range" [1, n(3), true] => p_range;
     "chunk-every" [2, n(2), true] => |rt, a| { let items = rt.expect_list("chunk-every", a[0])?; let n = rt.expect_int("chunk-every", a[1])?; if n <= 0 { return Err(Error::msg("chunk-every: size must be positive")); } let chunks: Vec<Vec<Value>> = items.chunks(n as usize).map(|c| c.to_vec()).collect(); let vs: Vec<Value> = chunks.into_iter().map(|c| rt.list(c)).collect(); Ok(rt.list(vs)) };
     "zip-pairs" [1, n(1), true] => |rt, a| { let items = rt.expect_list("zip-pairs", a[0])?; let pairs: Vec<Vec<Value>> = items.windows(2).map(|w| w.to_vec()).collect(); let vs: Vec<Value> = pairs.into_iter().map(|c| rt.list(c)).collect(); Ok(rt.list(vs)) };
@@ -313,16 +313,21 @@ fn compare_chain(rt: &mut Rt, name: &str, a: &[Value], ok: fn(std::cmp::Ordering
 /// `=` and `equal?`: numbers by value across int/float, structural on
 /// strings, lists and dicts; keywords equal the string of their name.
 pub fn values_equal(rt: &Rt, a: Value, b: Value) -> bool {
-    values_equal_depth(rt, a, b, 0)
+    values_equal_path(rt, a, b, &mut Vec::new())
 }
 
-fn values_equal_depth(rt: &Rt, a: Value, b: Value, depth: usize) -> bool {
+/// `path` holds the container pairs being compared: meeting a pair again
+/// means the structures are cyclic in the same way, which counts as equal.
+fn values_equal_path(rt: &Rt, a: Value, b: Value, path: &mut Vec<(Value, Value)>) -> bool {
     if a == b {
         // The same boxed NaN is still not equal to itself.
         return !matches!(rt.heap.get(a), Some(Obj::Float(f)) if f.is_nan());
     }
-    if depth > 10_000 {
+    if path.len() > 10_000 {
         return false;
+    }
+    if a.is_heap() && b.is_heap() && path.contains(&(a, b)) {
+        return true;
     }
     if let (Some(x), Some(y)) = (rt.num(a), rt.num(b)) {
         return num::num_eq(x, y);
@@ -332,12 +337,12 @@ fn values_equal_depth(rt: &Rt, a: Value, b: Value, depth: usize) -> bool {
         (Some(Obj::List(x)), Some(Obj::List(y))) => {
             x.len == y.len && {
                 let (xv, yv) = (x.to_vec(), y.to_vec());
-                xv.iter().zip(yv.iter()).all(|(p, q)| values_equal_depth(rt, *p, *q, depth + 1))
+                xv.iter().zip(yv.iter()).all(|(p, q)| { path.push((a, b)); let r = values_equal_path(rt, *p, *q, path); path.pop(); r })
             }
         }
         (Some(Obj::Dict(x)), Some(Obj::Dict(y))) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| values_equal_depth(rt, *v, *w, depth + 1)))
+                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| { path.push((a, b)); let r = values_equal_path(rt, *v, *w, path); path.pop(); r }))
         }
         (Some(Obj::Str(x)), None) => b.as_keyword().is_some_and(|k| *x.s == *rt.syms.name(k)),
         (None, Some(Obj::Str(y))) => a.as_keyword().is_some_and(|k| *y.s == *rt.syms.name(k)),
@@ -345,7 +350,7 @@ fn values_equal_depth(rt: &Rt, a: Value, b: Value, depth: usize) -> bool {
             if x.type_name() != y.type_name() {
                 return false;
             }
-            let same = |f1: &[Value], f2: &[Value]| f1.len() == f2.len() && f1.iter().zip(f2.iter()).all(|(p, q)| values_equal_depth(rt, *p, *q, depth + 1));
+            let mut same = |f1: &[Value], f2: &[Value]| f1.len() == f2.len() && f1.iter().zip(f2.iter()).all(|(p, q)| { path.push((a, b)); let r = values_equal_path(rt, *p, *q, path); path.pop(); r });
             match (x.shape(), y.shape()) {
                 (Shape::Ctor(n1, f1), Shape::Ctor(n2, f2)) => n1 == n2 && same(&f1, &f2),
                 (Shape::Seq { items: i1, .. }, Shape::Seq { items: i2, .. }) => same(&i1, &i2),
@@ -520,12 +525,15 @@ fn p_append_mut(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     }
 }
 
-fn flatten_into(rt: &Rt, items: &[Value], out: &mut Vec<Value>, depth: usize) {
+/// Deep flatten; a list that contains itself is kept as an element.
+fn flatten_into(rt: &Rt, items: &[Value], out: &mut Vec<Value>, path: &mut Vec<Value>) {
     for v in items {
         match rt.as_list(*v) {
-            Some(l) if depth < 10_000 => {
+            Some(l) if path.len() < 10_000 && !path.contains(v) => {
                 let inner = l.to_vec();
-                flatten_into(rt, &inner, out, depth + 1);
+                path.push(*v);
+                flatten_into(rt, &inner, out, path);
+                path.pop();
             }
             _ => out.push(*v),
         }
@@ -1025,8 +1033,15 @@ fn p_random_int(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 }
 
 pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<()> {
+    json_encode_path(rt, v, out, depth, &mut Vec::new())
+}
+
+fn json_encode_path(rt: &Rt, v: Value, out: &mut String, depth: usize, path: &mut Vec<Value>) -> Result<()> {
     if depth > 1000 {
         return Err(Error::msg("json-encode: nesting too deep"));
+    }
+    if v.is_heap() && path.contains(&v) {
+        return Err(Error::msg("json-encode: cyclic structure"));
     }
     if v.is_nil() {
         out.push_str("null");
@@ -1060,7 +1075,9 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
                 if i > 0 {
                     out.push(',');
                 }
-                json_encode(rt, x, out, depth + 1)?;
+                path.push(v);
+                json_encode_path(rt, x, out, depth + 1, path)?;
+                path.pop();
             }
             out.push(']');
             Ok(())
@@ -1073,7 +1090,9 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
                 }
                 json_string(k, out);
                 out.push(':');
-                json_encode(rt, *x, out, depth + 1)?;
+                path.push(v);
+                json_encode_path(rt, *x, out, depth + 1, path)?;
+                path.pop();
             }
             out.push('}');
             Ok(())
@@ -1084,7 +1103,9 @@ pub fn json_encode(rt: &Rt, v: Value, out: &mut String, depth: usize) -> Result<
                 if i > 0 {
                     out.push(',');
                 }
-                json_encode(rt, x, out, depth + 1)?;
+                path.push(v);
+                json_encode_path(rt, x, out, depth + 1, path)?;
+                path.pop();
             }
             out.push(']');
             Ok(())

@@ -10,7 +10,7 @@ const MAX_DEPTH: usize = 2000;
 /// The readable form of section 4: strings quoted, `nil`, `(1 2 3)`, `{:x 1}`.
 pub fn inspect(rt: &Rt, v: Value) -> String {
     let mut out = String::new();
-    write_value(rt, v, true, &mut out, 0);
+    write_value(rt, v, true, &mut out, &mut Vec::new());
     out
 }
 
@@ -20,7 +20,7 @@ pub fn display(rt: &Rt, v: Value) -> String {
         return String::new();
     }
     let mut out = String::new();
-    write_value(rt, v, false, &mut out, 0);
+    write_value(rt, v, false, &mut out, &mut Vec::new());
     out
 }
 
@@ -83,9 +83,15 @@ pub fn char_name(c: char) -> Option<&'static str> {
     })
 }
 
-fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize) {
-    if depth > MAX_DEPTH {
+/// `path` holds the containers being printed (outermost first): a
+/// container that contains itself prints `#<cycle>` instead of looping.
+fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, path: &mut Vec<Value>) {
+    if path.len() > MAX_DEPTH {
         out.push_str("...");
+        return;
+    }
+    if v.is_heap() && path.contains(&v) {
+        out.push_str("#<cycle>");
         return;
     }
     if let Some(n) = v.as_fixnum() {
@@ -162,7 +168,9 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
                 if i > 0 {
                     out.push(' ');
                 }
-                write_value(rt, item, readable, out, depth + 1);
+                path.push(v);
+                write_value(rt, item, readable, out, path);
+                path.pop();
             }
             out.push(')');
         }
@@ -179,7 +187,9 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
                     write_string_literal(k, out);
                 }
                 out.push(' ');
-                write_value(rt, *val, readable, out, depth + 1);
+                path.push(v);
+                write_value(rt, *val, readable, out, path);
+                path.pop();
             }
             out.push('}');
         }
@@ -202,7 +212,9 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
                 out.push_str(&name);
                 for f in fields {
                     out.push(' ');
-                    write_value(rt, f, true, out, depth + 1);
+                    path.push(v);
+                    write_value(rt, f, true, out, path);
+                    path.pop();
                 }
                 out.push(')');
             }
@@ -212,7 +224,9 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, depth: usize
                     if i > 0 {
                         out.push(' ');
                     }
-                    write_value(rt, x, readable, out, depth + 1);
+                    path.push(v);
+                    write_value(rt, x, readable, out, path);
+                    path.pop();
                 }
                 out.push_str(close);
             }
