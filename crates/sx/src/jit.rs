@@ -27,7 +27,15 @@ impl Artifact for NoCode {
 /// The engine's JIT state: the cache and the `with-fresh-jit` stack.
 pub struct JitState {
     pub cache: JitCache<NoCode>,
-    fresh: Vec<SavedJit<NoCode>>,
+    /// `with-fresh-jit` scopes: the cache contents and the settings to restore.
+    fresh: Vec<(SavedJit<NoCode>, Settings)>,
+}
+
+/// The settings `with-fresh-jit` restores on exit.
+struct Settings {
+    threshold: u32,
+    budget: usize,
+    exclusions: Vec<String>,
 }
 
 pub type SharedJit = Rc<RefCell<JitState>>;
@@ -133,15 +141,20 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     let j = jit.clone();
     e.define_fn("%jit-begin-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
+        let settings = Settings { threshold: st.cache.threshold(), budget: st.cache.budget_bytes(), exclusions: st.cache.exclusions() };
         let saved = st.cache.begin_fresh();
-        st.fresh.push(saved);
+        st.fresh.push((saved, settings));
         Ok(Value::NIL)
     });
     let j = jit.clone();
     e.define_fn("%jit-end-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
-        if let Some(saved) = st.fresh.pop() {
+        if let Some((saved, settings)) = st.fresh.pop() {
             st.cache.end_fresh(saved);
+            st.cache.set_threshold(settings.threshold);
+            st.cache.set_budget(settings.budget);
+            st.cache.clear_exclusions();
+            st.cache.exclude(settings.exclusions);
         }
         Ok(Value::NIL)
     });
@@ -150,10 +163,10 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
 /// The SX half of the API: the scoped forms.
 pub(crate) const JIT_PRELUDE: &str = r#"
 (defmacro with-jit-threshold (n &rest body)
-  (let ((old (gensym "jit-threshold")))
-    `(let ((,old (%jit-threshold)))
+  (let ((new (gensym "jit-threshold")) (old (gensym "jit-threshold-old")))
+    `(let ((,new ,n) (,old nil))
        (dynamic-wind
-         (fn () (jit-set-threshold! ,n))
+         (fn () (set! ,old (%jit-threshold)) (jit-set-threshold! ,new))
          (fn () ,@body)
          (fn () (jit-set-threshold! ,old))))))
 
