@@ -3,7 +3,7 @@
 
 use crate::code::Code;
 use crate::frames::{Frame, HoOp};
-use crate::machine::{Ctl, Machine, Protocol};
+use crate::machine::{Ctl, Machine, Protocol, ResumePoint};
 use hashbrown::HashMap;
 use std::rc::Rc;
 use sx_core::error::{type_error, Error, Result};
@@ -312,6 +312,9 @@ impl Machine {
             }
             MOp::Ho(ho) => self.start_ho(ho, &args),
             MOp::CallCC => {
+                if self.jit_barrier_before(|_| false) {
+                    return Ok(self.request_deopt(ResumePoint::MachineOp { op, args }));
+                }
                 let k = self.capture(false)?;
                 let base = self.vals.len();
                 self.vals.push(args[0]);
@@ -361,6 +364,9 @@ impl Machine {
             }
             MOp::Context => {
                 let name = args[0];
+                if self.find_scope(name).is_none_or(|i| self.entries[i..].iter().any(|e| matches!(e.frame, Frame::JitBarrier))) && self.jit_barrier_before(|_| false) {
+                    return Ok(self.request_deopt(ResumePoint::MachineOp { op, args }));
+                }
                 match self.find_scope(name) {
                     Some(i) => match &self.entries[i].frame {
                         Frame::Scope { value, .. } => Ok(Ctl::Ret(*value)),
@@ -371,6 +377,9 @@ impl Machine {
             }
             MOp::Emit => {
                 let name = args[0];
+                if self.find_scope(name).is_none_or(|i| self.entries[i..].iter().any(|e| matches!(e.frame, Frame::JitBarrier))) && self.jit_barrier_before(|_| false) {
+                    return Ok(self.request_deopt(ResumePoint::MachineOp { op, args }));
+                }
                 match self.find_scope(name) {
                     Some(i) => {
                         let list = match &self.entries[i].frame {
@@ -393,6 +402,9 @@ impl Machine {
             }
             MOp::Emitted => {
                 let name = args[0];
+                if self.find_scope(name).is_none_or(|i| self.entries[i..].iter().any(|e| matches!(e.frame, Frame::JitBarrier))) && self.jit_barrier_before(|_| false) {
+                    return Ok(self.request_deopt(ResumePoint::MachineOp { op, args }));
+                }
                 let list = match self.find_scope(name) {
                     Some(i) => match &self.entries[i].frame {
                         Frame::Scope { emitted, .. } => self.rt.list_items(*emitted).unwrap_or_default(),
@@ -518,11 +530,14 @@ impl Machine {
                             found = Some((idx, co));
                             break;
                         }
-                        Frame::Barrier => break,
+                        Frame::Barrier | Frame::JitBarrier => break,
                         _ => {}
                     }
                 }
                 let Some((idx, co)) = found else {
+                    if self.jit_barrier_before(|_| false) {
+                        return Ok(self.request_deopt(ResumePoint::MachineOp { op, args }));
+                    }
                     return Err(Error::msg("coroutine-yield: not inside a coroutine"));
                 };
                 self.analysis_roots.push(v);

@@ -24,6 +24,10 @@ pub enum Frame {
     Node { code: Rc<Code>, env: Value, node: NodeId, i: u32 },
     /// Bottom of one `run`; returning into it ends the run.
     Barrier,
+    /// Bottom of a run started by compiled code (`Machine::jit_call`). The
+    /// frames below it are incomplete (compiled activations live on the
+    /// native stack), so anything that must look past it deoptimises.
+    JitBarrier,
     Reset,
     Guard { code: Rc<Code>, env: Value, node: NodeId },
     TryCall,
@@ -44,7 +48,7 @@ impl Frame {
     pub fn trace(&self, t: &mut Tracer) {
         match self {
             Frame::Node { env, .. } | Frame::Guard { env, .. } => t.mark(*env),
-            Frame::Barrier | Frame::Reset | Frame::TryCall | Frame::HandlerActive { .. } => {}
+            Frame::Barrier | Frame::JitBarrier | Frame::Reset | Frame::TryCall | Frame::HandlerActive { .. } => {}
             Frame::Handlers { preds, handlers } => {
                 t.mark(*preds);
                 t.mark(*handlers);

@@ -88,6 +88,88 @@ pub(crate) enum Ctl {
     Raise(Value, bool),
     /// Switch to `code`/`env` and evaluate `node`.
     Resume { code: Rc<Code>, env: Value, node: NodeId },
+    /// This run must look past a `JitBarrier`: stop and hand the state to
+    /// the compiled code that started it (see `Machine::jit_call`).
+    Deopt,
+    /// Perform a machine-level primitive (resuming a deoptimised one).
+    Op(MOp, Vec<Value>),
+}
+
+/// Where a deoptimised computation resumes once its frames are rebuilt.
+pub enum ResumePoint {
+    /// Evaluate `node` of `code` in `env` (e.g. a `shift`).
+    Eval { code: Rc<Code>, env: Value, node: NodeId },
+    /// Apply `f` to `args` (e.g. `call/cc`, `context`, a continuation).
+    Apply { f: Value, args: Vec<Value> },
+    /// Raise `value` (an error, or `raise-continuable` when `continuable`).
+    Raise { value: Value, continuable: bool },
+    /// Perform a machine-level primitive again (`call/cc`, `context`, ...).
+    MachineOp { op: MOp, args: Vec<Value> },
+}
+
+/// One pending CEK frame of a compiled activation being deoptimised: node
+/// `node` of `code` in `env`, waiting for its `i`-th sub-expression, with the
+/// values it already evaluated.
+pub struct PendingFrame {
+    pub code: Rc<Code>,
+    pub env: Value,
+    pub node: NodeId,
+    pub i: u32,
+    pub vals: Vec<Value>,
+}
+
+/// The state gathered while compiled activations unwind.
+#[derive(Default)]
+pub(crate) struct DeoptState {
+    /// Frames (and their value-stack segment) of the interrupted nested run,
+    /// with `vbase` relative to `vals`.
+    nested: Vec<Entry>,
+    nested_vals: Vec<Value>,
+    resume: Option<ResumePoint>,
+    /// Pending frames of each compiled activation, innermost activation first.
+    activations: Vec<Vec<PendingFrame>>,
+}
+
+impl DeoptState {
+    fn trace(&self, t: &mut Tracer) {
+        for e in &self.nested {
+            e.frame.trace(t);
+        }
+        t.mark_all(&self.nested_vals);
+        for a in &self.activations {
+            for f in a {
+                t.mark(f.env);
+                t.mark_all(&f.vals);
+            }
+        }
+        match &self.resume {
+            Some(ResumePoint::Eval { env, .. }) => t.mark(*env),
+            Some(ResumePoint::Apply { f, args }) => {
+                t.mark(*f);
+                t.mark_all(args);
+            }
+            Some(ResumePoint::Raise { value, .. }) => t.mark(*value),
+            Some(ResumePoint::MachineOp { args, .. }) => t.mark_all(args),
+            None => {}
+        }
+    }
+}
+
+/// The answer of compiled code (or of `Machine::jit_call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JitOutcome {
+    /// The call returned this value.
+    Value(Value),
+    /// The computation must continue in the interpreter: the caller (compiled
+    /// code) adds its own pending frames with `Machine::jit_push_frames` and
+    /// returns `Unwind` too.
+    Unwind,
+}
+
+/// A tier above the CEK (a compiling backend with its cache). Called on
+/// every lambda entry when installed; `None` means "interpret this call".
+pub trait Tier {
+    fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome>;
 }
 
 /// Why a simple node could not produce a value directly.
@@ -131,9 +213,14 @@ pub struct Machine {
     err_span_precise: bool,
     /// Backtrace of the last error that reached a run's barrier.
     last_backtrace: Vec<TraceFrame>,
+    /// The compiled tier, if any.
+    pub tier: Option<Rc<dyn Tier>>,
+    /// Deoptimisation in progress.
+    pub(crate) deopt: Option<DeoptState>,
 }
 
 struct MachineRoots<'a> {
+    deopt: Option<&'a DeoptState>,
     globals: &'a [Value],
     entries: &'a [Entry],
     vals: &'a [Value],
@@ -145,6 +232,9 @@ struct MachineRoots<'a> {
 
 impl Roots for MachineRoots<'_> {
     fn trace_roots(&self, t: &mut Tracer) {
+        if let Some(st) = self.deopt {
+            st.trace(t);
+        }
         t.mark_all(self.globals);
         for e in self.entries {
             e.frame.trace(t);
@@ -198,6 +288,8 @@ impl Machine {
             pending_err: None,
             err_span_precise: false,
             last_backtrace: Vec::new(),
+            tier: None,
+            deopt: None,
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -298,6 +390,7 @@ impl Machine {
 
     fn collect(&mut self, regs: &[Value]) {
         let roots = MachineRoots {
+            deopt: self.deopt.as_ref(),
             globals: &self.globals,
             entries: &self.entries,
             vals: &self.vals,
@@ -673,6 +766,11 @@ impl Machine {
         }
         let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
         lc.calls.set(lc.calls.get().wrapping_add(1));
+        if self.tier.is_some() {
+            if let Some(ctl) = self.tier_enter(&lc, new_env) {
+                return Ok(Some(ctl));
+            }
+        }
         if self.rt.heap.wants_collection() {
             self.collect(&[new_env]);
         }
@@ -718,7 +816,7 @@ impl Machine {
                         return Ok(v);
                     };
                     ctl = match top.frame {
-                        Frame::Barrier => return Ok(v),
+                        Frame::Barrier | Frame::JitBarrier => return Ok(v),
                         Frame::Node { code: c, env: e, node, i } => {
                             code = c;
                             env = e;
@@ -783,6 +881,16 @@ impl Machine {
                     code = c;
                     env = e;
                     ctl = Ctl::Eval(node);
+                }
+                Ctl::Deopt => return Err(Value::UNBOUND),
+                Ctl::Op(op, args) => {
+                    ctl = match self.machine_op(op, args, &mut code, &mut env) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let v = self.rt.error_value(&e);
+                            Ctl::Raise(v, false)
+                        }
+                    }
                 }
                 Ctl::Raise(v, continuable) => {
                     ctl = match self.raise(v, continuable) {
@@ -953,6 +1061,9 @@ impl Machine {
                 Ok(Ctl::Eval(*body))
             }
             Node::Shift { body } => {
+                if self.jit_barrier_before(|f| matches!(f, Frame::Reset)) {
+                    return Ok(self.request_deopt(ResumePoint::Eval { code: c.clone(), env: *env, node: n }));
+                }
                 let k = self.capture(true)?;
                 *env = self.new_env(*env, 1);
                 self.set_local(*env, 0, 0, k);
@@ -1298,6 +1409,11 @@ impl Machine {
                     return Err(Error::msg("Maximum recursion depth exceeded"));
                 }
                 lc.calls.set(lc.calls.get().wrapping_add(1));
+                if self.tier.is_some() {
+                    if let Some(ctl) = self.tier_enter(&lc, new_env) {
+                        return Ok(ctl);
+                    }
+                }
                 *env = new_env;
                 let root = lc.root;
                 *code = lc;
@@ -1368,6 +1484,142 @@ impl Machine {
         Ok(self.rt.heap.alloc_env(parent, &slots, size))
     }
 
+    // ---- the compiled tier: calls from compiled code and deoptimisation ----
+
+    /// Is there a `JitBarrier` above the nearest ordinary barrier, i.e. are
+    /// we in a run started by compiled code whose callers are native frames?
+    /// `stop` ends the search early (the frame being looked for).
+    pub(crate) fn jit_barrier_before(&self, stop: impl Fn(&Frame) -> bool) -> bool {
+        for e in self.entries.iter().rev() {
+            match e.frame {
+                Frame::JitBarrier => return true,
+                Frame::Barrier => return false,
+                ref f if stop(f) => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Stop the current (JIT-started) run: the frames below its barrier are
+    /// needed. Returns the control that ends the run.
+    pub(crate) fn request_deopt(&mut self, resume: ResumePoint) -> Ctl {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(resume);
+        Ctl::Deopt
+    }
+
+    /// Call `f` with `args` on behalf of compiled code. Returns the value, or
+    /// `Unwind` when the callee needs frames the compiled callers hold on the
+    /// native stack (a capture, a handler search, an escape, an error): the
+    /// compiled caller must then add its pending frames with
+    /// [`Machine::jit_push_frames`] and return `Unwind` itself.
+    pub fn jit_call(&mut self, f: Value, args: &[Value]) -> JitOutcome {
+        let base_entries = self.entries.len();
+        let base_vals = self.vals.len();
+        self.push_frame(Frame::JitBarrier);
+        let base = self.vals.len();
+        self.vals.push(f);
+        self.vals.extend_from_slice(args);
+        let dummy = self.dummy_code();
+        self.run_depth += 1;
+        let r = self.run(dummy, Value::NIL, Ctl::Apply(base));
+        self.run_depth -= 1;
+        match r {
+            Ok(v) => JitOutcome::Value(v),
+            Err(v) if v == Value::UNBOUND && self.deopt.is_some() => {
+                // Keep the interrupted run's frames (above the barrier).
+                let start = base_entries + 1;
+                let vstart = self.entries.get(start).map_or(self.vals.len(), |e| e.vbase as usize).max(base_vals);
+                let mut nested: Vec<Entry> = self.entries.drain(start..).collect();
+                for e in &mut nested {
+                    e.vbase = e.vbase.saturating_sub(vstart as u32);
+                }
+                let nested_vals: Vec<Value> = self.vals.drain(vstart..).collect();
+                self.entries.truncate(base_entries);
+                self.vals.truncate(base_vals);
+                if let Some(st) = self.deopt.as_mut() {
+                    // An inner boundary may already have collected frames:
+                    // they sit above ours.
+                    let mut inner = std::mem::take(&mut st.nested);
+                    let inner_vals = std::mem::take(&mut st.nested_vals);
+                    let shift = nested_vals.len() as u32;
+                    for e in &mut inner {
+                        e.vbase += shift;
+                    }
+                    nested.extend(inner);
+                    let mut all_vals = nested_vals;
+                    all_vals.extend(inner_vals);
+                    st.nested = nested;
+                    st.nested_vals = all_vals;
+                }
+                JitOutcome::Unwind
+            }
+            Err(v) => {
+                // An error nobody above the barrier handled: the handlers
+                // (if any) are below the compiled frames.
+                self.entries.truncate(base_entries);
+                self.vals.truncate(base_vals);
+                self.jit_raise(v, false)
+            }
+        }
+    }
+
+    /// Compiled code raises `value`: deoptimise so that handlers below the
+    /// compiled frames see it at the right place.
+    pub fn jit_raise(&mut self, value: Value, continuable: bool) -> JitOutcome {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(ResumePoint::Raise { value, continuable });
+        JitOutcome::Unwind
+    }
+
+    /// Called by a compiled activation that is unwinding: the CEK frames it
+    /// stands for, outermost first.
+    pub fn jit_push_frames(&mut self, frames: Vec<PendingFrame>) {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.activations.push(frames);
+    }
+
+
+    /// At the CEK entry point of compiled code: rebuild the continuation the
+    /// compiled activations stood for, then the interrupted run's frames,
+    /// and continue where it stopped.
+    pub(crate) fn finish_deopt(&mut self) -> Ctl {
+        let Some(st) = self.deopt.take() else {
+            return Ctl::Raise(self.rt.str("internal: deoptimisation without state"), false);
+        };
+        for activation in st.activations.into_iter().rev() {
+            for f in activation {
+                let vbase = self.vals.len() as u32;
+                self.vals.extend_from_slice(&f.vals);
+                self.entries.push(Entry { frame: Frame::Node { code: f.code, env: f.env, node: f.node, i: f.i }, vbase });
+            }
+        }
+        self.reinstate(st.nested, &st.nested_vals);
+        match st.resume {
+            Some(ResumePoint::Eval { code, env, node }) => Ctl::Resume { code, env, node },
+            Some(ResumePoint::Apply { f, args }) => {
+                let base = self.vals.len();
+                self.vals.push(f);
+                self.vals.extend(args);
+                Ctl::Apply(base)
+            }
+            Some(ResumePoint::Raise { value, continuable }) => Ctl::Raise(value, continuable),
+            Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(op, args),
+            None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point"), false),
+        }
+    }
+
+    /// Offer a lambda entry to the compiled tier.
+    #[inline]
+    fn tier_enter(&mut self, code: &Rc<Code>, env: Value) -> Option<Ctl> {
+        let tier = self.tier.clone()?;
+        match tier.enter(self, code, env)? {
+            JitOutcome::Value(v) => Some(Ctl::Ret(v)),
+            JitOutcome::Unwind => Some(self.finish_deopt()),
+        }
+    }
+
     // ---- continuations ----
 
     /// Capture frames above the nearest Reset (delimited) or Barrier (full).
@@ -1420,6 +1672,10 @@ impl Machine {
             },
             _ => return Err(Error::msg("internal: not a continuation")),
         };
+        if !delimited && self.jit_barrier_before(|_| false) {
+            // Escaping past compiled frames: rebuild them first.
+            return Ok(self.request_deopt(ResumePoint::Apply { f: k, args: vec![v] }));
+        }
         if delimited {
             let befores: Vec<Value> = entries.iter().filter_map(|e| if let Frame::Wind { before, .. } = e.frame { Some(before) } else { None }).collect();
             if !befores.is_empty() {
@@ -1505,6 +1761,11 @@ impl Machine {
     // ---- errors ----
 
     fn raise(&mut self, v: Value, continuable: bool) -> std::result::Result<Ctl, Value> {
+        let handlers_here = |f: &Frame| matches!(f, Frame::Handlers { .. } | Frame::Guard { .. } | Frame::TryCall);
+        if self.jit_barrier_before(handlers_here) {
+            // The handlers are below compiled frames: rebuild them first.
+            return Ok(self.request_deopt(ResumePoint::Raise { value: v, continuable }));
+        }
         self.search_handlers(v, continuable, self.entries.len())
     }
 
@@ -1515,6 +1776,7 @@ impl Machine {
             idx -= 1;
             match &self.entries[idx].frame {
                 Frame::Barrier => return Err(v),
+                Frame::JitBarrier => return Ok(self.request_deopt(ResumePoint::Raise { value: v, continuable })),
                 Frame::HandlerActive { skip, .. } => {
                     idx = *skip as usize;
                 }
