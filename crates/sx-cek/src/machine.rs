@@ -528,11 +528,13 @@ impl Machine {
         }
     }
 
-    /// Call an SX function from Rust (a nested run).
-    pub fn call_value(&mut self, f: Value, args: &[Value]) -> Result<Value> {
+    /// Apply `f` to `args` in a run of its own on top of the current
+    /// continuation, based on `barrier`. Returns the run's end and the
+    /// stack heights to restore.
+    fn nested_run(&mut self, barrier: Frame, f: Value, args: &[Value]) -> (std::result::Result<Value, Value>, usize, usize) {
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
-        self.push_frame(Frame::Barrier);
+        self.push_frame(barrier);
         let base = self.vals.len();
         self.vals.push(f);
         self.vals.extend_from_slice(args);
@@ -540,6 +542,12 @@ impl Machine {
         self.run_depth += 1;
         let r = self.run(dummy, Value::NIL, Ctl::Apply(base));
         self.run_depth -= 1;
+        (r, base_entries, base_vals)
+    }
+
+    /// Call an SX function from Rust (a nested run).
+    pub fn call_value(&mut self, f: Value, args: &[Value]) -> Result<Value> {
+        let (r, base_entries, base_vals) = self.nested_run(Frame::Barrier, f, args);
         match r {
             Ok(v) => Ok(v),
             Err(v) => {
@@ -1515,16 +1523,7 @@ impl Machine {
     /// compiled caller must then add its pending frames with
     /// [`Machine::jit_push_frames`] and return `Unwind` itself.
     pub fn jit_call(&mut self, f: Value, args: &[Value]) -> JitOutcome {
-        let base_entries = self.entries.len();
-        let base_vals = self.vals.len();
-        self.push_frame(Frame::JitBarrier);
-        let base = self.vals.len();
-        self.vals.push(f);
-        self.vals.extend_from_slice(args);
-        let dummy = self.dummy_code();
-        self.run_depth += 1;
-        let r = self.run(dummy, Value::NIL, Ctl::Apply(base));
-        self.run_depth -= 1;
+        let (r, base_entries, base_vals) = self.nested_run(Frame::JitBarrier, f, args);
         match r {
             Ok(v) => JitOutcome::Value(v),
             Err(v) if v == Value::UNBOUND && self.deopt.is_some() => {

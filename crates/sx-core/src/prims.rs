@@ -1069,19 +1069,7 @@ fn json_encode_path(rt: &Rt, v: Value, out: &mut String, depth: usize, path: &mu
         return Ok(());
     }
     match rt.heap.get(v) {
-        Some(Obj::List(l)) => {
-            out.push('[');
-            for (i, x) in l.to_vec().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                path.push(v);
-                json_encode_path(rt, x, out, depth + 1, path)?;
-                path.pop();
-            }
-            out.push(']');
-            Ok(())
-        }
+        Some(Obj::List(l)) => json_array(rt, v, &l.to_vec(), out, depth, path),
         Some(Obj::Dict(d)) => {
             out.push('{');
             for (i, (k, x)) in d.iter().enumerate() {
@@ -1097,21 +1085,24 @@ fn json_encode_path(rt: &Rt, v: Value, out: &mut String, depth: usize, path: &mu
             out.push('}');
             Ok(())
         }
-        Some(Obj::Extern(e)) if e.elements().is_some() => {
-            out.push('[');
-            for (i, x) in e.elements().unwrap_or_default().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                path.push(v);
-                json_encode_path(rt, x, out, depth + 1, path)?;
-                path.pop();
-            }
-            out.push(']');
-            Ok(())
-        }
+        Some(Obj::Extern(e)) if e.elements().is_some() => json_array(rt, v, &e.elements().unwrap_or_default(), out, depth, path),
         _ => Err(Error::msg(format!("json-encode: cannot encode {}", rt.type_name(v)))),
     }
+}
+
+/// A JSON array of `items`, the elements of container `v`.
+fn json_array(rt: &Rt, v: Value, items: &[Value], out: &mut String, depth: usize, path: &mut Vec<Value>) -> Result<()> {
+    out.push('[');
+    path.push(v);
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_encode_path(rt, *x, out, depth + 1, path)?;
+    }
+    path.pop();
+    out.push(']');
+    Ok(())
 }
 
 fn json_string(s: &str, out: &mut String) {
