@@ -187,7 +187,12 @@ pub struct Analyzer<'m> {
     span_map: &'m SpanMap,
     /// The analysis may not add slots to `scope` (runtime macro fragments).
     fixed_frame: bool,
+    /// Nesting of `analyze` calls (bounded: analysis recurses on the Rust stack).
+    depth: usize,
 }
+
+/// Deepest form nesting analysed (the reader allows 1000 levels).
+const MAX_ANALYSIS_DEPTH: usize = 1500;
 
 fn err_at(span: Span, msg: impl Into<String>) -> Error {
     let _ = span;
@@ -206,6 +211,7 @@ impl<'m> Analyzer<'m> {
             file,
             span_map,
             fixed_frame: false,
+            depth: 0,
         }
     }
 
@@ -298,6 +304,17 @@ impl<'m> Analyzer<'m> {
     }
 
     pub fn analyze(&mut self, form: Value) -> Result<NodeId> {
+        self.depth += 1;
+        let r = if self.depth > MAX_ANALYSIS_DEPTH {
+            Err(err_at(self.span, "form nested too deeply (or cyclic)"))
+        } else {
+            self.analyze_inner(form)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn analyze_inner(&mut self, form: Value) -> Result<NodeId> {
         if let Some(id) = form.as_symbol() {
             return Ok(match self.lookup(id) {
                 Some((0, slot)) => self.push(Node::Local0 { slot }),
@@ -542,6 +559,7 @@ impl<'m> Analyzer<'m> {
             file: self.file.clone(),
             span_map: self.span_map,
             fixed_frame: false,
+            depth: self.depth,
         };
         let (root, size) = child.scoped_body(names, body)?;
         p.frame_size = size;
@@ -1203,7 +1221,13 @@ impl<'m> Analyzer<'m> {
         let body = self.body(&args[1..])?;
         let else_sym = self.sym("else");
         let arrow = self.sym("=>");
-        let clauses: Vec<Vec<Value>> = spec[1..].iter().map(|c| self.items(*c).unwrap_or_default()).collect();
+        let mut clauses: Vec<Vec<Value>> = Vec::new();
+        for c in &spec[1..] {
+            match self.items(*c) {
+                Some(parts) if !parts.is_empty() => clauses.push(parts),
+                _ => return Err(err_at(self.span, format!("guard: each clause must be (test body...), got {}", self.name_of(*c)))),
+            }
+        }
         let ((handler, _), _size) = self.with_scope(vec![var], |a| {
             let has_else = clauses.last().is_some_and(|c| c.first() == Some(&else_sym));
             let h = if has_else {
@@ -1330,7 +1354,7 @@ impl<'m> Analyzer<'m> {
         let type_sym = self.expect_sym(args[0], "define-record-type")?;
         let raw = self.m.rt.syms.name(type_sym).to_string();
         let tname = raw.trim_start_matches('<').trim_end_matches('>').to_string();
-        let field_specs: Vec<Vec<Value>> = args.get(2..).map(|fs| fs[1..].iter().map(|f| self.items(*f).unwrap_or_else(|| vec![*f])).collect()).unwrap_or_default();
+        let field_specs: Vec<Vec<Value>> = args.get(3..).map(|fs| fs.iter().map(|f| self.items(*f).unwrap_or_else(|| vec![*f])).collect()).unwrap_or_default();
         let field_names: Vec<Value> = field_specs.iter().filter_map(|f| f.first().copied()).collect();
         let ctor = self.items(args[1]);
         let (define_s, fn_s, quote_s, begin_s) = (self.sym("%define"), self.sym("%fn"), self.sym("%quote"), self.sym("%begin"));

@@ -93,6 +93,8 @@ pub(crate) enum Ctl {
     Deopt,
     /// Perform a machine-level primitive (resuming a deoptimised one).
     Op(MOp, Vec<Value>),
+    /// No handler in this run takes the raised value: end the run with it.
+    Uncaught(Value),
 }
 
 /// Where a deoptimised computation resumes once its frames are rebuilt.
@@ -903,11 +905,12 @@ impl Machine {
                 Ctl::Raise(v, continuable) => {
                     ctl = match self.raise(v, continuable) {
                         Ok(c) => c,
-                        Err(v) => {
-                            self.last_backtrace = self.build_backtrace(&code);
-                            return Err(v);
-                        }
+                        Err(v) => Ctl::Uncaught(v),
                     }
+                }
+                Ctl::Uncaught(v) => {
+                    self.last_backtrace = self.build_backtrace(&code);
+                    return Err(v);
                 }
             }
         }
@@ -1811,7 +1814,7 @@ impl Machine {
             }
             None => match self.search_handlers(v, continuable, mark as usize) {
                 Ok(c) => c,
-                Err(v) => Ctl::Raise(v, continuable).uncaught(self, v),
+                Err(v) => Ctl::Uncaught(v),
             },
         }
     }
@@ -1874,8 +1877,3 @@ impl Machine {
 }
 
 
-impl Ctl {
-    fn uncaught(self, _m: &mut Machine, _v: Value) -> Ctl {
-        self
-    }
-}

@@ -313,36 +313,54 @@ fn compare_chain(rt: &mut Rt, name: &str, a: &[Value], ok: fn(std::cmp::Ordering
 /// `=` and `equal?`: numbers by value across int/float, structural on
 /// strings, lists and dicts; keywords equal the string of their name.
 pub fn values_equal(rt: &Rt, a: Value, b: Value) -> bool {
-    values_equal_path(rt, a, b, &mut Vec::new())
+    // Iterative, so deeply nested data cannot overflow the Rust stack; pairs
+    // of containers already compared (or being compared) count as equal,
+    // which makes cyclic structures terminate.
+    let mut todo: Vec<(Value, Value)> = vec![(a, b)];
+    let mut seen: hashbrown::HashSet<(Value, Value)> = hashbrown::HashSet::new();
+    while let Some((a, b)) = todo.pop() {
+        if !atom_or_push(rt, a, b, &mut todo, &mut seen) {
+            return false;
+        }
+    }
+    true
 }
 
-/// `path` holds the container pairs being compared: meeting a pair again
-/// means the structures are cyclic in the same way, which counts as equal.
-fn values_equal_path(rt: &Rt, a: Value, b: Value, path: &mut Vec<(Value, Value)>) -> bool {
+/// Compare `a` and `b` if they are atoms; for containers queue their
+/// children. False when they certainly differ.
+fn atom_or_push(rt: &Rt, a: Value, b: Value, todo: &mut Vec<(Value, Value)>, seen: &mut hashbrown::HashSet<(Value, Value)>) -> bool {
     if a == b {
         // The same boxed NaN is still not equal to itself.
         return !matches!(rt.heap.get(a), Some(Obj::Float(f)) if f.is_nan());
     }
-    if path.len() > 10_000 {
-        return false;
-    }
-    if a.is_heap() && b.is_heap() && path.contains(&(a, b)) {
-        return true;
-    }
     if let (Some(x), Some(y)) = (rt.num(a), rt.num(b)) {
         return num::num_eq(x, y);
     }
-    match (rt.heap.get(a), rt.heap.get(b)) {
+    let (oa, ob) = (rt.heap.get(a), rt.heap.get(b));
+    let container = matches!(oa, Some(Obj::List(_)) | Some(Obj::Dict(_)) | Some(Obj::Extern(_)));
+    if container && !seen.insert((a, b)) {
+        return true;
+    }
+    match (oa, ob) {
         (Some(Obj::Str(x)), Some(Obj::Str(y))) => x.s == y.s,
         (Some(Obj::List(x)), Some(Obj::List(y))) => {
-            x.len == y.len && {
-                let (xv, yv) = (x.to_vec(), y.to_vec());
-                xv.iter().zip(yv.iter()).all(|(p, q)| { path.push((a, b)); let r = values_equal_path(rt, *p, *q, path); path.pop(); r })
+            if x.len != y.len {
+                return false;
             }
+            todo.extend(x.to_vec().into_iter().zip(y.to_vec()));
+            true
         }
         (Some(Obj::Dict(x)), Some(Obj::Dict(y))) => {
-            x.len() == y.len()
-                && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| { path.push((a, b)); let r = values_equal_path(rt, *v, *w, path); path.pop(); r }))
+            if x.len() != y.len() {
+                return false;
+            }
+            for (k, v) in x.iter() {
+                match y.get(k) {
+                    Some(w) => todo.push((*v, *w)),
+                    None => return false,
+                }
+            }
+            true
         }
         (Some(Obj::Str(x)), None) => b.as_keyword().is_some_and(|k| *x.s == *rt.syms.name(k)),
         (None, Some(Obj::Str(y))) => a.as_keyword().is_some_and(|k| *y.s == *rt.syms.name(k)),
@@ -350,10 +368,16 @@ fn values_equal_path(rt: &Rt, a: Value, b: Value, path: &mut Vec<(Value, Value)>
             if x.type_name() != y.type_name() {
                 return false;
             }
-            let mut same = |f1: &[Value], f2: &[Value]| f1.len() == f2.len() && f1.iter().zip(f2.iter()).all(|(p, q)| { path.push((a, b)); let r = values_equal_path(rt, *p, *q, path); path.pop(); r });
+            let mut same = |f1: Vec<Value>, f2: Vec<Value>| {
+                if f1.len() != f2.len() {
+                    return false;
+                }
+                todo.extend(f1.into_iter().zip(f2));
+                true
+            };
             match (x.shape(), y.shape()) {
-                (Shape::Ctor(n1, f1), Shape::Ctor(n2, f2)) => n1 == n2 && same(&f1, &f2),
-                (Shape::Seq { items: i1, .. }, Shape::Seq { items: i2, .. }) => same(&i1, &i2),
+                (Shape::Ctor(n1, f1), Shape::Ctor(n2, f2)) => n1 == n2 && same(f1, f2),
+                (Shape::Seq { items: i1, .. }, Shape::Seq { items: i2, .. }) => same(i1, i2),
                 _ => false,
             }
         }
@@ -529,7 +553,7 @@ fn p_append_mut(rt: &mut Rt, a: &[Value]) -> Result<Value> {
 fn flatten_into(rt: &Rt, items: &[Value], out: &mut Vec<Value>, path: &mut Vec<Value>) {
     for v in items {
         match rt.as_list(*v) {
-            Some(l) if path.len() < 10_000 && !path.contains(v) => {
+            Some(l) if path.len() < 2_000 && !path.contains(v) => {
                 let inner = l.to_vec();
                 path.push(*v);
                 flatten_into(rt, &inner, out, path);
