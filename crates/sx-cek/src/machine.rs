@@ -217,6 +217,9 @@ pub struct Machine {
     last_backtrace: Vec<TraceFrame>,
     /// The compiled tier, if any.
     pub tier: Option<Rc<dyn Tier>>,
+    /// Set from another thread (e.g. a Ctrl-C handler) to interrupt the
+    /// running program: the next lambda entry raises `Interrupted`.
+    pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Deoptimisation in progress.
     pub(crate) deopt: Option<DeoptState>,
 }
@@ -292,6 +295,7 @@ impl Machine {
             last_backtrace: Vec::new(),
             tier: None,
             deopt: None,
+            interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -774,6 +778,7 @@ impl Machine {
         if self.entries.len() > self.max_depth {
             return Err(Error::msg("Maximum recursion depth exceeded"));
         }
+        self.check_interrupt()?;
         let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
         lc.calls.set(lc.calls.get().wrapping_add(1));
         if self.tier.is_some() {
@@ -1419,6 +1424,7 @@ impl Machine {
                 if self.entries.len() > self.max_depth {
                     return Err(Error::msg("Maximum recursion depth exceeded"));
                 }
+                self.check_interrupt()?;
                 lc.calls.set(lc.calls.get().wrapping_add(1));
                 if self.tier.is_some() {
                     if let Some(ctl) = self.tier_enter(&lc, new_env) {
@@ -1610,6 +1616,16 @@ impl Machine {
             Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(op, args),
             None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point"), false),
         }
+    }
+
+    /// Raise `Interrupted` once if an interrupt was requested.
+    #[inline]
+    fn check_interrupt(&self) -> Result<()> {
+        if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            self.interrupt.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Err(Error::msg("Interrupted"));
+        }
+        Ok(())
     }
 
     /// Offer a lambda entry to the compiled tier.

@@ -55,6 +55,10 @@ pub fn run(eng: &mut Engine, backend: &str) -> ExitCode {
     eng.set_output(Box::new(TrackingStdout { at_line_start: at_line_start.clone() }));
     let mut session = Session { eng, backend: backend.to_string(), at_line_start };
     if std::io::stdin().is_terminal() {
+        // Ctrl-C while a program runs interrupts it (the line editor
+        // handles Ctrl-C itself while reading).
+        let flag = session.eng.interrupt_handle();
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::Relaxed));
         match TerminalInput::new(&session) {
             Ok(mut input) => session.run_loop(&mut input, true),
             Err(e) => {

@@ -302,6 +302,13 @@ impl Engine {
         })
     }
 
+    /// A flag that interrupts the running program when set (from any thread,
+    /// e.g. a Ctrl-C handler): the program raises `Interrupted`, which it can
+    /// catch like any error.
+    pub fn interrupt_handle(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.m.interrupt.clone()
+    }
+
     /// Redirect `print`/`display` output.
     pub fn set_output(&mut self, out: Box<dyn std::io::Write>) {
         self.m.rt.out = out;
