@@ -785,8 +785,6 @@ impl<'m> Analyzer<'m> {
             Some((0, slot)) => self.push(Node::SetLocal { depth: 0, slot, value, define: true }),
             _ if self.scope.is_some() && !self.fixed_frame => {
                 let slot = {
-                    let scope = self.scope.as_ref().map(|s| s.names.clone());
-                    let _ = scope;
                     let sc = self.scope.clone();
                     match sc {
                         Some(sc) => {
@@ -1256,7 +1254,6 @@ impl<'m> Analyzer<'m> {
             let mut names = Vec::new();
             let pat = self.pattern(parts[0], &mut names)?;
             let body_forms = &parts[1..];
-            let n = names.len();
             let ((body, _), size) = self.with_scope(names, |a| {
                 let mut defs = vec![];
                 a.scan_defines(body_forms, &mut defs);
@@ -1265,7 +1262,6 @@ impl<'m> Analyzer<'m> {
                 }
                 Ok((a.body(body_forms)?, 0))
             })?;
-            let _ = n;
             out.push((pat, None, body, size));
         }
         Ok(self.push(Node::Match { subject, clauses: out.into() }))

@@ -352,8 +352,6 @@ impl Machine {
             MOp::RaiseContinuable => Ok(Ctl::Raise(args[0], true)),
             MOp::Raise => Ok(Ctl::Raise(args[0], false)),
             MOp::WithExceptionHandler => {
-                let always = self.rt.symbol("%always");
-                let _ = always;
                 let t = self.lookup_global("%always-true").unwrap_or(Value::NIL);
                 let preds = self.rt.list(vec![t]);
                 let handlers = self.rt.list(vec![args[0]]);
@@ -386,14 +384,8 @@ impl Machine {
                             Frame::Scope { emitted, .. } => *emitted,
                             _ => Value::NIL,
                         };
-                        let f = self.lookup_global("append!").unwrap_or(Value::NIL);
-                        let _ = f;
                         if let Some(Obj::List(l)) = self.rt.heap.get_mut(list) {
-                            let mut v: Vec<Value> = Vec::with_capacity(l.len as usize + 1);
-                            v.push(args[1]);
-                            v.extend_from_slice(&l.buf.borrow()[..l.len as usize]);
-                            l.len += 1;
-                            l.buf = Rc::new(std::cell::RefCell::new(v));
+                            l.push_back(args[1]);
                         }
                         Ok(Ctl::Ret(Value::NIL))
                     }

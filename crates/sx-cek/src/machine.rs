@@ -506,7 +506,7 @@ impl Machine {
     /// Run analysed code in `env` to completion.
     pub fn run_code(&mut self, code: Rc<Code>, env: Value) -> std::result::Result<Value, EvalError> {
         let root = code.root;
-        let top = (code.file.clone(), code.spans.get(root as usize).copied().unwrap_or_default(), code.id, code.params.is_none());
+        let top = (code.file.clone(), code.spans.get(root as usize).copied().unwrap_or_default(), code.params.is_none());
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
         self.err_span = Span::default();
@@ -524,8 +524,7 @@ impl Machine {
                 let message = self.rt.error_message(v);
                 let mut backtrace = std::mem::take(&mut self.last_backtrace);
                 // The top-level form itself, when its frame was a tail call.
-                let (file, sp, id, toplevel) = top;
-                let _ = id;
+                let (file, sp, toplevel) = top;
                 if toplevel && sp.line > 0 && !backtrace.iter().any(|t| t.name == "<top level>") {
                     backtrace.push(TraceFrame { name: "<top level>".into(), file, line: sp.line, col: sp.col });
                 }

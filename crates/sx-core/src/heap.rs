@@ -58,6 +58,16 @@ impl ListObj {
             None
         }
     }
+    /// Append `x` at the end, in place (`append!`). Elements are stored
+    /// reversed, so this builds a private copy of the buffer with `x` first.
+    pub fn push_back(&mut self, x: Value) {
+        let mut v: Vec<Value> = Vec::with_capacity(self.len as usize + 1);
+        v.push(x);
+        v.extend_from_slice(&self.buf.borrow()[..self.len as usize]);
+        self.len += 1;
+        self.buf = Rc::new(RefCell::new(v));
+    }
+
     /// The elements in order.
     pub fn to_vec(&self) -> Vec<Value> {
         let b = self.buf.borrow();

@@ -536,13 +536,7 @@ fn p_append_mut(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     let x = a[1];
     match rt.heap.get_mut(a[0]) {
         Some(Obj::List(l)) => {
-            // Elements are stored reversed: appending at the end means
-            // inserting at the front of a private copy of the buffer.
-            let mut v: Vec<Value> = Vec::with_capacity(l.len as usize + 1);
-            v.push(x);
-            v.extend_from_slice(&l.buf.borrow()[..l.len as usize]);
-            l.len += 1;
-            l.buf = Rc::new(std::cell::RefCell::new(v));
+            l.push_back(x);
             Ok(a[0])
         }
         _ => Err(type_error("append!", "list", rt.type_name(a[0]))),
