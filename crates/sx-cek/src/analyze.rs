@@ -6,7 +6,7 @@
 //! Desugarings use `%`-prefixed aliases of the core forms so that user
 //! bindings cannot capture them.
 
-use crate::code::{BinOp, Code, Node, NodeId, Params, Pat};
+use crate::code::{BinOp, Code, MatchClause, Node, NodeId, Params, Pat};
 use crate::machine::Machine;
 use hashbrown::HashMap;
 use std::cell::RefCell;
@@ -1262,7 +1262,7 @@ impl<'m> Analyzer<'m> {
                 }
                 Ok((a.body(body_forms)?, 0))
             })?;
-            out.push((pat, None, body, size));
+            out.push(MatchClause { pat, body, size });
         }
         Ok(self.push(Node::Match { subject, clauses: out.into() }))
     }

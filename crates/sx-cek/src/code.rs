@@ -63,6 +63,15 @@ pub struct Params {
     pub frame_size: u16,
 }
 
+/// One clause of `match`: the body runs in a new frame of `size` slots
+/// holding the pattern's variables.
+#[derive(Debug)]
+pub struct MatchClause {
+    pub pat: Pat,
+    pub body: NodeId,
+    pub size: u16,
+}
+
 /// A pattern of `match`.
 #[derive(Clone, Debug)]
 pub enum Pat {
@@ -170,7 +179,7 @@ pub enum Node {
     /// `(case key (datums body) ... (else body))`.
     Case { key: NodeId, clauses: Box<[(Vec<Value>, NodeId)]>, els: Option<NodeId> },
     /// `match`: each clause binds pattern variables in a new frame.
-    Match { subject: NodeId, clauses: Box<[(Pat, Option<NodeId>, NodeId, u16)]> },
+    Match { subject: NodeId, clauses: Box<[MatchClause]> },
     Reset(NodeId),
     /// `(shift k body)`: body runs in a new one-slot frame holding k.
     Shift { body: NodeId },

@@ -6,7 +6,7 @@
 
 use crate::analyze::{special_form_table, Analyzer, Sf, SpanMap};
 use crate::builtins::{machine_primitives, MOp};
-use crate::code::{BinOp, Code, Node, NodeId, Pat};
+use crate::code::{BinOp, Code, MatchClause, Node, NodeId, Pat};
 use crate::frames::{ContinuationObj, Entry, Frame};
 use hashbrown::HashMap;
 use std::rc::Rc;
@@ -1259,7 +1259,7 @@ impl Machine {
                 }
             }
             Node::Match { clauses, .. } => {
-                for (pat, _guard, body, size) in clauses.iter() {
+                for MatchClause { pat, body, size } in clauses.iter() {
                     let mut binds: Vec<Value> = vec![Value::NIL; *size as usize];
                     self.analysis_roots.push(v);
                     let ok = self.match_pat(pat, v, &mut binds);
