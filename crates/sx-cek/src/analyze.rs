@@ -1115,7 +1115,7 @@ impl<'m> Analyzer<'m> {
         let is_loop = args.len() >= 2
             && (self.items(args[0]).is_some_and(|specs| {
                 specs.iter().all(|s| self.items(*s).is_some_and(|p| !p.is_empty() && p.len() <= 3 && p[0].as_symbol().is_some()))
-            }) || args[0].is_nil())
+            }))
             && self.items(args[1]).is_some_and(|t| !t.is_empty());
         if !is_loop {
             return self.body(args);
