@@ -265,6 +265,9 @@ impl Roots for MachineRoots<'_> {
 /// hundred MiB.
 pub const DEFAULT_MAX_DEPTH: usize = 4_000_000;
 
+/// Runs nested inside runs (each uses some Rust stack).
+const MAX_NESTED_RUNS: usize = 64;
+
 impl Default for Machine {
     fn default() -> Self {
         Machine::new()
@@ -539,6 +542,12 @@ impl Machine {
     fn nested_run(&mut self, barrier: Frame, f: Value, args: &[Value]) -> (std::result::Result<Value, Value>, usize, usize) {
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
+        if self.run_depth >= MAX_NESTED_RUNS {
+            // Nested runs use the Rust stack (macro expanders, wind thunks,
+            // reader macros calling themselves): bound them.
+            let e = self.rt.str("Maximum recursion depth exceeded");
+            return (Err(e), base_entries, base_vals);
+        }
         self.push_frame(barrier);
         let base = self.vals.len();
         self.vals.push(f);
@@ -1794,7 +1803,9 @@ impl Machine {
             match &self.entries[idx].frame {
                 Frame::Barrier => return Err(v),
                 Frame::JitBarrier => return Ok(self.request_deopt(ResumePoint::Raise { value: v, continuable })),
-                Frame::HandlerActive { skip, .. } => {
+                // A handler or a handler's predicate is running: it sees
+                // only the handlers outside its own handler-bind.
+                Frame::HandlerActive { skip, .. } | Frame::HandlerSearch { mark: skip, .. } => {
                     idx = *skip as usize;
                 }
                 Frame::Handlers { preds, .. } => {
