@@ -104,12 +104,7 @@ impl ExternObj for Coroutine {
     fn type_name(&self) -> &str {
         "coroutine"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    sx_core::extern_any!();
 }
 
 fn coroutine_mut(rt: &mut Rt, v: Value) -> Option<&mut Coroutine> {
@@ -152,12 +147,7 @@ impl ExternObj for RecordType {
     fn type_name(&self) -> &str {
         "record-type"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    sx_core::extern_any!();
     fn shape(&self) -> Shape {
         Shape::Text(format!("<record-type {}>", self.name))
     }
@@ -179,12 +169,7 @@ impl ExternObj for Record {
     fn type_name(&self) -> &str {
         &self.type_name
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    sx_core::extern_any!();
     fn shape(&self) -> Shape {
         Shape::Ctor(self.ctor.to_string(), self.fields.clone())
     }

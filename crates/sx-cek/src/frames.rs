@@ -98,11 +98,6 @@ impl sx_core::heap::ExternObj for ContinuationObj {
     fn type_name(&self) -> &str {
         "continuation"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    sx_core::extern_any!();
 }
 

@@ -115,6 +115,19 @@ pub struct EnvObj {
     pub slots: Box<[Value]>,
 }
 
+/// The `as_any`/`as_any_mut` methods every [`ExternObj`] implements the same way.
+#[macro_export]
+macro_rules! extern_any {
+    () => {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+            self
+        }
+    };
+}
+
 /// Heap data defined outside this crate (continuations, records, ...).
 pub trait ExternObj: Any {
     /// Report every value this object refers to.

@@ -667,6 +667,18 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         self.take_entry(&key).map(|e| e.artifact)
     }
 
+    /// Put a saved entry back, pinned or in the LRU, counting its bytes.
+    fn readmit(&mut self, key: CodeKey, entry: Entry<A>) {
+        self.code_bytes += entry.code;
+        self.meta_bytes += entry.meta;
+        if self.pins.contains(&key) {
+            self.pinned_bytes += entry.bytes();
+            self.pinned.insert(key, entry);
+        } else {
+            self.lru.push(key, entry);
+        }
+    }
+
     /// `with-fresh-jit`, part 1: set the whole state aside (entries, counters, negative cache,
     /// pending requests, statistics) and continue with an empty cache under the same settings.
     pub fn begin_fresh(&mut self) -> SavedJit<A> {
@@ -713,25 +725,11 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         self.meta_bytes = 0;
         self.pinned_bytes = 0;
         for (key, entry) in pinned {
-            self.code_bytes += entry.code;
-            self.meta_bytes += entry.meta;
-            if self.pins.contains(&key) {
-                self.pinned_bytes += entry.bytes();
-                self.pinned.insert(key, entry);
-            } else {
-                self.lru.push(key, entry);
-            }
+            self.readmit(key, entry);
         }
         // Least recently used first, so that the restored LRU keeps its order.
         while let Some((key, entry)) = lru.pop_lru() {
-            self.code_bytes += entry.code;
-            self.meta_bytes += entry.meta;
-            if self.pins.contains(&key) {
-                self.pinned_bytes += entry.bytes();
-                self.pinned.insert(key, entry);
-            } else {
-                self.lru.push(key, entry);
-            }
+            self.readmit(key, entry);
         }
         self.enforce_budget();
         tracing::info!(fresh_entries, entries = self.len(), "jit fresh scope ends");

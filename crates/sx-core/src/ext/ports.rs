@@ -41,12 +41,7 @@ impl ExternObj for PortObj {
     fn type_name(&self) -> &str {
         "port"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    crate::extern_any!();
 }
 
 impl PortObj {

@@ -98,12 +98,7 @@ impl ExternObj for SetObj {
     fn type_name(&self) -> &str {
         "set"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    crate::extern_any!();
     fn shape(&self) -> Shape {
         Shape::Seq {
             open: "#{",

@@ -38,12 +38,7 @@ impl ExternObj for VectorObj {
     fn type_name(&self) -> &str {
         "vector"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
+    crate::extern_any!();
     fn shape(&self) -> Shape {
         Shape::Seq {
             open: "#(",
