@@ -45,21 +45,16 @@ pub(crate) fn new_state(backend: &str) -> SharedJit {
 }
 
 fn stats_dict(rt: &mut Rt, s: &JitStats) -> Value {
+    // Keys in the order of section 8.
     let mut d = DictMap::default();
-    for (k, v) in s.numeric_fields() {
-        let n = rt.int(i64::try_from(v).unwrap_or(i64::MAX));
-        d.insert(Rc::from(k), n);
-    }
-    let b = rt.str(&s.backend);
-    d.insert(Rc::from("backend"), b);
-    // Present keys in the order of section 8.
-    let mut ordered = DictMap::default();
     for k in JitStats::KEYS {
-        if let Some(v) = d.get(k) {
-            ordered.insert(Rc::from(k), *v);
-        }
+        let v = match s.get(k) {
+            Some(n) => rt.int(i64::try_from(n).unwrap_or(i64::MAX)),
+            None => rt.str(&s.backend),
+        };
+        d.insert(Rc::from(k), v);
     }
-    rt.dict(ordered)
+    rt.dict(d)
 }
 
 /// The code identity of a lambda value.
