@@ -107,6 +107,9 @@ pub enum ResumePoint {
     Raise { value: Value, continuable: bool },
     /// Perform a machine-level primitive again (`call/cc`, `context`, ...).
     MachineOp { op: MOp, args: Vec<Value> },
+    /// Return `value` into the innermost rebuilt frame (compiled code hands
+    /// the rest of an operation, e.g. a failing primitive call, to the CEK).
+    Ret(Value),
 }
 
 /// One pending CEK frame of a compiled activation being deoptimised: node
@@ -152,6 +155,7 @@ impl DeoptState {
             }
             Some(ResumePoint::Raise { value, .. }) => t.mark(*value),
             Some(ResumePoint::MachineOp { args, .. }) => t.mark_all(args),
+            Some(ResumePoint::Ret(v)) => t.mark(*v),
             None => {}
         }
     }
@@ -172,6 +176,8 @@ pub enum JitOutcome {
 /// every lambda entry when installed; `None` means "interpret this call".
 pub trait Tier {
     fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome>;
+    /// Mark the values the tier holds (e.g. compiled activations' slots).
+    fn trace(&self, _t: &mut Tracer) {}
 }
 
 /// Why a simple node could not produce a value directly.
@@ -225,6 +231,7 @@ pub struct Machine {
 }
 
 struct MachineRoots<'a> {
+    tier: Option<&'a dyn Tier>,
     deopt: Option<&'a DeoptState>,
     globals: &'a [Value],
     entries: &'a [Entry],
@@ -237,6 +244,9 @@ struct MachineRoots<'a> {
 
 impl Roots for MachineRoots<'_> {
     fn trace_roots(&self, t: &mut Tracer) {
+        if let Some(tier) = self.tier {
+            tier.trace(t);
+        }
         if let Some(st) = self.deopt {
             st.trace(t);
         }
@@ -399,6 +409,7 @@ impl Machine {
 
     fn collect(&mut self, regs: &[Value]) {
         let roots = MachineRoots {
+            tier: self.tier.as_deref(),
             deopt: self.deopt.as_ref(),
             globals: &self.globals,
             entries: &self.entries,
@@ -1540,7 +1551,18 @@ impl Machine {
     /// compiled caller must then add its pending frames with
     /// [`Machine::jit_push_frames`] and return `Unwind` itself.
     pub fn jit_call(&mut self, f: Value, args: &[Value]) -> JitOutcome {
-        let (r, base_entries, base_vals) = self.nested_run(Frame::JitBarrier, f, args);
+        let base_entries = self.entries.len();
+        let base_vals = self.vals.len();
+        self.push_frame(Frame::JitBarrier);
+        let base = self.vals.len();
+        self.vals.push(f);
+        self.vals.extend_from_slice(args);
+        let dummy = self.dummy_code();
+        let r = self.run(dummy, Value::NIL, Ctl::Apply(base));
+        self.finish_jit_run(r, base_entries, base_vals)
+    }
+
+    fn finish_jit_run(&mut self, r: std::result::Result<Value, Value>, base_entries: usize, base_vals: usize) -> JitOutcome {
         match r {
             Ok(v) => JitOutcome::Value(v),
             Err(v) if v == Value::UNBOUND && self.deopt.is_some() => {
@@ -1579,6 +1601,90 @@ impl Machine {
                 self.jit_raise(v, false)
             }
         }
+    }
+
+    /// Evaluate node `node` of `code` in `env` on behalf of compiled code (a
+    /// construct compiled code leaves to the interpreter). Same contract as
+    /// [`Machine::jit_call`].
+    pub fn jit_eval(&mut self, code: Rc<Code>, env: Value, node: NodeId) -> JitOutcome {
+        let base_entries = self.entries.len();
+        let base_vals = self.vals.len();
+        self.push_frame(Frame::JitBarrier);
+        let r = self.run(code, env, Ctl::Eval(node));
+        self.finish_jit_run(r, base_entries, base_vals)
+    }
+
+    /// Compiled code cannot go deeper on the native stack: continue the
+    /// call of `f` with `args` in the interpreter, below the compiled frames.
+    pub fn jit_defer_call(&mut self, f: Value, args: &[Value]) -> JitOutcome {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(ResumePoint::Apply { f, args: args.to_vec() });
+        JitOutcome::Unwind
+    }
+
+    /// Compiled code hands the rest of its work to the interpreter: after
+    /// the pending frames are rebuilt, evaluate `node` of `code` in `env`
+    /// (`Some`) or return `value` into the innermost frame (`None`).
+    pub fn jit_bail(&mut self, code: Rc<Code>, env: Value, node: Option<NodeId>, value: Value) -> JitOutcome {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(match node {
+            Some(node) => ResumePoint::Eval { code, env, node },
+            None => ResumePoint::Ret(value),
+        });
+        JitOutcome::Unwind
+    }
+
+    /// Bind `args` to the parameters of lambda `lc` in a new frame under
+    /// `parent` (what a call does before entering the body).
+    pub fn bind_lambda_args(&mut self, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Value> {
+        let base = self.vals.len();
+        self.vals.push(f);
+        self.vals.extend_from_slice(args);
+        let r = self.bind_args(lc, parent, base);
+        self.vals.truncate(base);
+        r
+    }
+
+    /// The native function of primitive `p`, when it is an ordinary
+    /// primitive, with its arity and purity.
+    pub fn prim_native(&self, p: u32) -> Option<(PrimFn, usize, Option<usize>, bool)> {
+        let prim = self.prims.get(p as usize)?;
+        match prim.kind {
+            PrimKind::Native(f) => Some((f, prim.min, prim.max, prim.pure)),
+            _ => None,
+        }
+    }
+
+    /// The address of the global table (indexed by symbol id); valid until
+    /// the next new global symbol is interned.
+    pub fn globals_ptr(&self) -> *const Value {
+        self.globals.as_ptr()
+    }
+
+    /// The number of slots in the global table.
+    pub fn globals_len(&self) -> usize {
+        self.globals.len()
+    }
+
+    /// Frames in the continuation (what `max_depth` limits).
+    pub fn depth(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Raise `Interrupted` if an interrupt was requested (for compiled code).
+    pub fn poll_interrupt(&self) -> Result<()> {
+        self.check_interrupt()
+    }
+
+    /// Compiled code failed at node `node` of `code` with `e`: raise it there
+    /// (its location is the node's) once the pending frames are rebuilt.
+    pub fn jit_fail(&mut self, code: &Code, node: NodeId, e: Error) -> JitOutcome {
+        self.err_file = Some(code.file.clone());
+        if let Some(sp) = code.spans.get(node as usize) {
+            self.err_span = *sp;
+        }
+        let v = self.rt.error_value(&e);
+        self.jit_raise(v, false)
     }
 
     /// Compiled code raises `value`: deoptimise so that handlers below the
@@ -1622,6 +1728,7 @@ impl Machine {
             }
             Some(ResumePoint::Raise { value, continuable }) => Ctl::Raise(value, continuable),
             Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(op, args),
+            Some(ResumePoint::Ret(v)) => Ctl::Ret(v),
             None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point"), false),
         }
     }

@@ -34,6 +34,7 @@ const IMM_UNBOUND: u64 = 3;
 const IMM_EOF: u64 = 4;
 const IMM_CHAR: u64 = 5;
 const IMM_PRIM: u64 = 6;
+const IMM_JIT: u64 = 31;
 
 const fn imm(sub: u64, payload: u64) -> Value {
     Value((payload << 8) | (sub << 3) | TAG_IMM)
@@ -51,6 +52,12 @@ impl Value {
     /// Marks an unbound global slot; never visible to SX code.
     pub const UNBOUND: Value = imm(IMM_UNBOUND, 0);
     pub const EOF: Value = imm(IMM_EOF, 0);
+    /// Returned by compiled code and its helpers: the computation continues
+    /// in the interpreter (see `sx-jit`). Never visible to SX code.
+    pub const JIT_UNWIND: Value = imm(IMM_JIT, 0);
+    /// Returned by compiled code: perform the tail call left in the JIT
+    /// context. Never visible to SX code.
+    pub const JIT_TAIL: Value = imm(IMM_JIT, 1);
 
     #[inline]
     pub fn bool(b: bool) -> Value {

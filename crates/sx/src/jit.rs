@@ -1,8 +1,9 @@
 //! The SX-level JIT API of section 8 (`jit-stats`, `jit-reset!`, ...),
 //! backed by the tiering cache of `sx-jit-cache`.
 //!
-//! This build has no code generator: the backend is `none`, so nothing is
-//! ever compiled, but every form works and reports truthfully (compiled 0).
+//! With backend `none` nothing is ever compiled, but every form works and
+//! reports truthfully (compiled 0); with a code generator the same cache is
+//! the one the tier (`sx_jit::JitTier`) compiles into.
 
 use crate::{Engine, Value};
 use std::cell::RefCell;
@@ -10,25 +11,16 @@ use std::rc::Rc;
 use sx_core::error::{type_error, Error};
 use sx_core::heap::{DictMap, Obj};
 use sx_core::Rt;
-use sx_jit_cache::{Artifact, CodeKey, JitCache, JitStats, SavedJit};
+use sx_jit::{Artifact, Cache, JitTier};
+use sx_jit_cache::{CodeKey, JitStats, SavedJit};
 
-/// What a backend produced for one lambda. With no backend there is none.
-pub struct NoCode;
-
-impl Artifact for NoCode {
-    fn code_bytes(&self) -> usize {
-        0
-    }
-    fn meta_bytes(&self) -> usize {
-        0
-    }
-}
-
-/// The engine's JIT state: the cache and the `with-fresh-jit` stack.
+/// The engine's JIT state: the cache (shared with the tier), the tier, and
+/// the `with-fresh-jit` stack.
 pub struct JitState {
-    pub cache: JitCache<NoCode>,
+    pub cache: Rc<RefCell<Cache>>,
+    pub tier: Option<Rc<JitTier>>,
     /// `with-fresh-jit` scopes: the cache contents and the settings to restore.
-    fresh: Vec<(SavedJit<NoCode>, Settings)>,
+    fresh: Vec<(SavedJit<Artifact>, Settings)>,
 }
 
 /// The settings `with-fresh-jit` restores on exit.
@@ -41,7 +33,33 @@ struct Settings {
 pub type SharedJit = Rc<RefCell<JitState>>;
 
 pub(crate) fn new_state(backend: &str) -> SharedJit {
-    Rc::new(RefCell::new(JitState { cache: JitCache::new(backend), fresh: Vec::new() }))
+    Rc::new(RefCell::new(JitState { cache: Rc::new(RefCell::new(Cache::new(backend))), tier: None, fresh: Vec::new() }))
+}
+
+/// `jit-report`: the cache's summary, then what the tier did.
+pub(crate) fn report(st: &JitState) -> String {
+    let mut r = st.cache.borrow().report();
+    if let Some(t) = &st.tier {
+        let c = t.counters();
+        let pct = if c.lambda_calls == 0 { 0.0 } else { 100.0 * c.compiled_calls as f64 / c.lambda_calls as f64 };
+        let mut lat = t.compile_latencies_us();
+        lat.sort_unstable();
+        let q = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
+        if !r.ends_with('\n') {
+            r.push('\n');
+        }
+        r.push_str(&format!(
+            "tier {}: {} of {} lambda calls ran compiled code ({pct:.1}%); {} deoptimisations; {} calls left to the interpreter for stack room; compile latency median {} us, p99 {} us\n",
+            t.backend_name(),
+            c.compiled_calls,
+            c.lambda_calls,
+            c.deopts,
+            c.stack_fallbacks,
+            q(0.5),
+            q(0.99)
+        ));
+    }
+    r
 }
 
 fn stats_dict(rt: &mut Rt, s: &JitStats) -> Value {
@@ -75,50 +93,50 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     let j = jit.clone();
     e.define_fn("jit-set-threshold!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-threshold!", a[0])?;
-        j.borrow_mut().cache.set_threshold(u32::try_from(n).unwrap_or(u32::MAX));
+        j.borrow().cache.borrow_mut().set_threshold(u32::try_from(n).unwrap_or(u32::MAX));
         Ok(a[0])
     });
     let j = jit.clone();
-    e.define_fn("%jit-threshold", 0, Some(0), move |rt, _a| Ok(rt.int(i64::from(j.borrow().cache.threshold()))));
+    e.define_fn("%jit-threshold", 0, Some(0), move |rt, _a| Ok(rt.int(i64::from(j.borrow().cache.borrow().threshold()))));
     let j = jit.clone();
     e.define_fn("jit-stats", 0, Some(0), move |rt, _a| {
-        let s = j.borrow().cache.stats();
+        let s = j.borrow().cache.borrow().stats();
         Ok(stats_dict(rt, &s))
     });
     let j = jit.clone();
     e.define_fn("jit-report", 0, Some(0), move |rt, _a| {
-        let r = j.borrow().cache.report();
+        let r = report(&j.borrow());
         Ok(rt.string(r))
     });
     let j = jit.clone();
     e.define_fn("jit-reset!", 0, Some(0), move |_rt, _a| {
-        j.borrow_mut().cache.reset();
+        j.borrow().cache.borrow_mut().reset();
         Ok(Value::NIL)
     });
     let j = jit.clone();
     e.define_fn("jit-reset-counters!", 0, Some(0), move |_rt, _a| {
-        j.borrow_mut().cache.reset_counters();
+        j.borrow().cache.borrow_mut().reset_counters();
         Ok(Value::NIL)
     });
     let j = jit.clone();
     e.define_fn("jit-clear-cold!", 0, Some(0), move |rt, _a| {
-        let n = j.borrow_mut().cache.clear_cold();
+        let n = j.borrow().cache.borrow_mut().clear_cold();
         Ok(rt.int(n as i64))
     });
     let j = jit.clone();
     e.define_fn("jit-pin!", 1, Some(1), move |rt, a| {
         let k = code_key(rt, "jit-pin!", a[0])?;
-        Ok(Value::bool(j.borrow_mut().cache.pin(k)))
+        Ok(Value::bool(j.borrow().cache.borrow_mut().pin(k)))
     });
     let j = jit.clone();
     e.define_fn("jit-unpin!", 1, Some(1), move |rt, a| {
         let k = code_key(rt, "jit-unpin!", a[0])?;
-        Ok(Value::bool(j.borrow_mut().cache.unpin(k)))
+        Ok(Value::bool(j.borrow().cache.borrow_mut().unpin(k)))
     });
     let j = jit.clone();
     e.define_fn("jit-set-budget!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-budget!", a[0])?;
-        j.borrow_mut().cache.set_budget(usize::try_from(n).unwrap_or(usize::MAX));
+        j.borrow().cache.borrow_mut().set_budget(usize::try_from(n).unwrap_or(usize::MAX));
         Ok(a[0])
     });
     let j = jit.clone();
@@ -130,14 +148,19 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
                 None => return Err(type_error("jit-exclude!", "string", rt.type_name(*v))),
             }
         }
-        let n = j.borrow_mut().cache.exclude(names);
+        let n = j.borrow().cache.borrow_mut().exclude(names);
         Ok(rt.int(n as i64))
     });
     let j = jit.clone();
     e.define_fn("%jit-begin-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
-        let settings = Settings { threshold: st.cache.threshold(), budget: st.cache.budget_bytes(), exclusions: st.cache.exclusions() };
-        let saved = st.cache.begin_fresh();
+        let saved;
+        let settings;
+        {
+            let mut c = st.cache.borrow_mut();
+            settings = Settings { threshold: c.threshold(), budget: c.budget_bytes(), exclusions: c.exclusions() };
+            saved = c.begin_fresh();
+        }
         st.fresh.push((saved, settings));
         Ok(Value::NIL)
     });
@@ -145,11 +168,12 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     e.define_fn("%jit-end-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
         if let Some((saved, settings)) = st.fresh.pop() {
-            st.cache.end_fresh(saved);
-            st.cache.set_threshold(settings.threshold);
-            st.cache.set_budget(settings.budget);
-            st.cache.clear_exclusions();
-            st.cache.exclude(settings.exclusions);
+            let mut c = st.cache.borrow_mut();
+            c.end_fresh(saved);
+            c.set_threshold(settings.threshold);
+            c.set_budget(settings.budget);
+            c.clear_exclusions();
+            c.exclude(settings.exclusions);
         }
         Ok(Value::NIL)
     });

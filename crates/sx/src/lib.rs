@@ -86,7 +86,20 @@ impl Backend {
 
     /// Whether this build contains the backend.
     pub fn available(self) -> bool {
-        matches!(self, Backend::None)
+        match self {
+            Backend::None => true,
+            Backend::Cranelift => cfg!(feature = "cranelift"),
+            Backend::Llvm | Backend::Wasm => false,
+        }
+    }
+
+    /// A code generator for this backend (`None` for the interpreter).
+    fn code_generator(self) -> Result<Option<Box<dyn sx_jit::Backend>>, String> {
+        match self {
+            #[cfg(feature = "cranelift")]
+            Backend::Cranelift => sx_jit_cranelift::builder().map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -144,7 +157,7 @@ const PRELUDE: &str = include_str!("prelude.sx");
 
 impl Engine {
     pub fn new() -> Engine {
-        Engine::build(EngineOptions::default())
+        Engine::build(EngineOptions::default(), None)
     }
 
     /// An engine with the given options; fails when the requested backend
@@ -157,20 +170,27 @@ impl Engine {
                 Backend::ALL.iter().filter(|b| b.available()).map(|b| b.name()).collect::<Vec<_>>().join(", ")
             )));
         }
-        Ok(Engine::build(opts))
+        let generator = opts.backend.code_generator().map_err(SxError::Config)?;
+        Ok(Engine::build(opts, generator))
     }
 
-    fn build(opts: EngineOptions) -> Engine {
+    fn build(opts: EngineOptions, generator: Option<Box<dyn sx_jit::Backend>>) -> Engine {
         let mut m = Machine::new();
         m.max_depth = opts.max_depth;
         let mut e = Engine { m, jit: jit::new_state(opts.backend.name()), sources: std::collections::VecDeque::new() };
         let shared = e.jit.clone();
         jit::install(&mut e, &shared);
+        if let Some(generator) = generator {
+            let cache = e.jit.borrow().cache.clone();
+            let tier = sx_jit::JitTier::new(generator, cache);
+            e.jit.borrow_mut().tier = Some(tier.clone());
+            e.m.tier = Some(tier);
+        }
         if let Some(t) = opts.jit_threshold {
             e.set_jit_threshold(t);
         }
         if let Some(b) = opts.jit_budget {
-            e.jit.borrow_mut().cache.set_budget(b);
+            e.jit.borrow().cache.borrow_mut().set_budget(b);
         }
         for (src, name) in [(PRELUDE, "<prelude>"), (jit::JIT_PRELUDE, "<prelude-jit>")] {
             if let Err(err) = e.eval_str(src, name) {
@@ -321,17 +341,17 @@ impl Engine {
 
     /// The JIT cache's human-readable summary (what `jit-report` returns).
     pub fn jit_report(&self) -> String {
-        self.jit.borrow().cache.report()
+        jit::report(&self.jit.borrow())
     }
 
     /// The numeric fields of `jit-stats`, in section 8 order.
     pub fn jit_stats_fields(&self) -> Vec<(&'static str, u64)> {
-        self.jit.borrow().cache.stats().numeric_fields().to_vec()
+        self.jit.borrow().cache.borrow().stats().numeric_fields().to_vec()
     }
 
     /// Set the call count at which lambdas are compiled (0 = never).
     pub fn set_jit_threshold(&mut self, n: u32) {
-        self.jit.borrow_mut().cache.set_threshold(n);
+        self.jit.borrow().cache.borrow_mut().set_threshold(n);
     }
 
     /// Names of every built-in primitive (native and machine-level),

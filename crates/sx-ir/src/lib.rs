@@ -1,0 +1,149 @@
+//! The backend-neutral IR of the SX compiled tier.
+//!
+//! One [`IrFunction`] per lambda body. The IR is a structured expression
+//! tree (structured control flow, so every backend — native or WebAssembly —
+//! can lower it directly) over one kind of value: the 64-bit words of
+//! [`sx_core::Value`].
+//!
+//! Every compiled activation owns a frame of *slots* on a shadow stack that
+//! the runtime can see: slot 0 holds the activation's environment, and every
+//! value that must survive a call (an evaluated call operand, a `let`
+//! environment) is stored in a slot. The collector marks the slots, and
+//! deoptimisation reads them: each point where compiled code may hand over
+//! to the interpreter names a [`Site`], the chain of CEK frames the
+//! activation stands for there, whose environments and pending values are
+//! slots. Lowering follows the CEK's node tree, so every such point has its
+//! CEK equivalent by construction.
+
+mod lower;
+
+pub use lower::lower;
+
+use std::rc::Rc;
+use sx_cek::code::{Code, NodeId};
+pub use sx_cek::code::BinOp;
+
+/// A slot of an activation's shadow frame.
+pub type Slot = u32;
+/// An index into [`FnMeta::sites`].
+pub type SiteId = u32;
+
+/// The slot holding the activation's own environment.
+pub const ENV_SLOT: Slot = 0;
+
+/// One pending CEK frame of a compiled activation: node `node` waiting for
+/// its sub-expression `i`, in the environment held by slot `env`, with the
+/// values already evaluated in slots `vals .. vals + nvals`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteFrame {
+    pub node: NodeId,
+    pub i: u32,
+    pub env: Slot,
+    pub vals: Slot,
+    pub nvals: u32,
+}
+
+/// The CEK frames an activation stands for at one point (outermost first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Site {
+    pub frames: Vec<SiteFrame>,
+}
+
+/// What the runtime needs about a compiled function while it runs: the
+/// analysed code it stands for, its frame size and its sites. Backends embed
+/// the address of this record in the code they generate; it must outlive it.
+#[derive(Debug)]
+pub struct FnMeta {
+    pub code: Rc<Code>,
+    pub nslots: u32,
+    pub sites: Vec<Site>,
+    /// The lambdas created in the body ([`Expr::Closure`]).
+    pub children: Vec<Rc<Code>>,
+    /// Nodes left to the interpreter (constructs the lowering does not
+    /// compile), for reports.
+    pub interpreted_nodes: u32,
+}
+
+impl FnMeta {
+    /// Bytes this record holds (what the JIT cache's budget counts as
+    /// metadata).
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of::<FnMeta>()
+            + self.sites.iter().map(|s| std::mem::size_of::<Site>() + s.frames.len() * std::mem::size_of::<SiteFrame>()).sum::<usize>()
+    }
+}
+
+/// A lowered lambda.
+#[derive(Debug)]
+pub struct IrFunction {
+    pub meta: Box<FnMeta>,
+    pub body: Expr,
+}
+
+/// An IR expression: evaluating it yields one value word, or abandons the
+/// activation (the runtime helpers report `Value::JIT_UNWIND`, and compiled
+/// code returns it at once after restoring the shadow stack).
+#[derive(Debug)]
+pub enum Expr {
+    /// A constant word.
+    Const(u64),
+    /// The value in a slot.
+    Slot(Slot),
+    /// Evaluate `value`, store it in `slot`, yield it.
+    Store(Slot, Box<Expr>),
+    /// Evaluate in order, yield the last.
+    Seq(Vec<Expr>),
+    /// A variable: environment in slot `env`, `depth` frames up, `slot`.
+    Local { env: Slot, depth: u16, slot: u16 },
+    /// Assign a variable; yields the value.
+    SetLocal { env: Slot, depth: u16, slot: u16, value: Box<Expr> },
+    /// A global. Unbound: hand node `node` to the interpreter at `site`
+    /// (which raises the error with its location).
+    Global { sym: u32, node: NodeId, env: Slot, site: SiteId },
+    /// Assign (`define`: create) a global; an unbound `set!` target hands
+    /// the value to the interpreter at `bail` (whose innermost frame is the
+    /// assignment).
+    SetGlobal { sym: u32, define: bool, value: Box<Expr>, bail: SiteId },
+    If { test: Box<Expr>, then: Box<Expr>, els: Box<Expr> },
+    /// Short-circuit `and`/`or` (yield the deciding value).
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    /// A new closure (or macro) of `FnMeta::children[child]` over the
+    /// environment in slot `env`.
+    Closure { child: u32, env: Slot, is_macro: bool },
+    /// A new environment of `size` slots under the one in slot `parent`,
+    /// initialised from slots `base .. base + n`, stored in slot `dest`.
+    NewEnv { parent: Slot, base: Slot, n: u32, size: u32, dest: Slot },
+    /// Call the value in slot `base` with the values in the next `argc`
+    /// slots. `site`: the frames pending during the call; `bail`: the same
+    /// plus the call itself waiting for its last operand (the interpreter
+    /// redoes a call compiled code cannot: not callable, wrong arity).
+    /// In tail position the activation ends and the caller performs it.
+    Call { node: NodeId, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId },
+    /// A call whose head was primitive `prim` at analysis: if slot `base`
+    /// still holds it, apply it directly (`op`: inline for fixnums) and hand
+    /// failures to the interpreter at `bail`; otherwise as [`Expr::Call`].
+    /// Errors are raised at node `node` with the frames of `site`.
+    Prim { node: NodeId, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId },
+    /// Evaluate node `node` in the interpreter, in the environment in slot
+    /// `env` (constructs compiled code leaves to the CEK).
+    Interp { node: NodeId, env: Slot, site: SiteId },
+}
+
+/// Why a lambda cannot be lowered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LowerError {
+    /// Not a lambda body.
+    NotALambda,
+    /// Too large or too deep to compile.
+    TooLarge(String),
+}
+
+impl std::fmt::Display for LowerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LowerError::NotALambda => write!(f, "not a lambda body"),
+            LowerError::TooLarge(why) => write!(f, "too large to compile: {why}"),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Lowering an analysed lambda (`sx_cek::code::Code`) to the IR.
+
+use crate::{Expr, FnMeta, IrFunction, LowerError, Site, SiteFrame, SiteId, Slot, ENV_SLOT};
+use std::rc::Rc;
+use sx_cek::code::{Code, Node, NodeId};
+use sx_cek::Machine;
+use sx_core::heap::Obj;
+use sx_core::Value;
+
+/// Deeper expression trees are left to the interpreter.
+const MAX_DEPTH: usize = 200;
+/// Larger lambdas are left to the interpreter.
+const MAX_NODES: usize = 20_000;
+
+struct Lowering<'a> {
+    code: &'a Code,
+    m: &'a Machine,
+    /// Pending CEK frames at the point being lowered (outermost first).
+    chain: Vec<SiteFrame>,
+    sites: Vec<Site>,
+    next_slot: Slot,
+    max_slot: Slot,
+    interpreted: u32,
+    depth: usize,
+    children: Vec<Rc<Code>>,
+}
+
+/// Lower the body of lambda `code`. `m` is consulted for what global call
+/// heads are bound to now (a head that is a macro, or unbound, is left to
+/// the interpreter, which expands macros defined after analysis).
+pub fn lower(code: &Rc<Code>, m: &Machine) -> Result<IrFunction, LowerError> {
+    if code.params.is_none() {
+        return Err(LowerError::NotALambda);
+    }
+    if code.nodes.len() > MAX_NODES {
+        return Err(LowerError::TooLarge(format!("{} nodes", code.nodes.len())));
+    }
+    let mut l = Lowering { code, m, chain: Vec::new(), sites: Vec::new(), next_slot: ENV_SLOT + 1, max_slot: ENV_SLOT + 1, interpreted: 0, depth: 0, children: Vec::new() };
+    let body = l.node(code.root, ENV_SLOT, true)?;
+    let meta = FnMeta { code: code.clone(), nslots: l.max_slot, sites: l.sites, children: l.children, interpreted_nodes: l.interpreted };
+    Ok(IrFunction { meta: Box::new(meta), body })
+}
+
+impl Lowering<'_> {
+    fn alloc(&mut self, n: u32) -> Slot {
+        let s = self.next_slot;
+        self.next_slot += n;
+        self.max_slot = self.max_slot.max(self.next_slot);
+        s
+    }
+
+    fn site(&mut self) -> SiteId {
+        self.sites.push(Site { frames: self.chain.clone() });
+        (self.sites.len() - 1) as SiteId
+    }
+
+    /// A site whose innermost frame is `extra`.
+    fn site_with(&mut self, extra: SiteFrame) -> SiteId {
+        let mut frames = self.chain.clone();
+        frames.push(extra);
+        self.sites.push(Site { frames });
+        (self.sites.len() - 1) as SiteId
+    }
+
+    /// Lower `sub` while node `n` waits for it as sub-expression `i`.
+    fn pending(&mut self, n: NodeId, i: u32, env: Slot, vals: Slot, nvals: u32, sub: NodeId) -> Result<Expr, LowerError> {
+        self.chain.push(SiteFrame { node: n, i, env, vals, nvals });
+        let r = self.node(sub, env, false);
+        self.chain.pop();
+        r
+    }
+
+    fn interp(&mut self, n: NodeId, env: Slot) -> Expr {
+        self.interpreted += 1;
+        let site = self.site();
+        Expr::Interp { node: n, env, site }
+    }
+
+    /// Is the global call head `head` bound to something the compiled call
+    /// may apply (not a macro, not unbound)?
+    fn head_is_callable(&self, head: NodeId) -> bool {
+        match self.code.nodes[head as usize] {
+            Node::Global { sym } => {
+                let v = self.m.global(sym);
+                v != Value::UNBOUND && !matches!(self.m.rt.heap.get(v), Some(Obj::Macro(_)))
+            }
+            _ => true,
+        }
+    }
+
+    fn node(&mut self, n: NodeId, env: Slot, tail: bool) -> Result<Expr, LowerError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(LowerError::TooLarge(format!("expression deeper than {MAX_DEPTH}")));
+        }
+        let r = self.node_inner(n, env, tail);
+        self.depth -= 1;
+        r
+    }
+
+    fn node_inner(&mut self, n: NodeId, env: Slot, tail: bool) -> Result<Expr, LowerError> {
+        let code = self.code;
+        Ok(match &code.nodes[n as usize] {
+            Node::Const(v) => Expr::Const(v.0),
+            Node::Local0 { slot } => Expr::Local { env, depth: 0, slot: *slot },
+            Node::Local { depth, slot } => Expr::Local { env, depth: *depth, slot: *slot },
+            Node::Global { sym } => {
+                let site = self.site();
+                Expr::Global { sym: *sym, node: n, env, site }
+            }
+            Node::SetLocal { depth, slot, value, .. } => {
+                let v = self.pending(n, 0, env, 0, 0, *value)?;
+                Expr::SetLocal { env, depth: *depth, slot: *slot, value: Box::new(v) }
+            }
+            Node::SetGlobal { sym, value, define } => {
+                let v = self.pending(n, 0, env, 0, 0, *value)?;
+                let bail = self.site_with(SiteFrame { node: n, i: 0, env, vals: 0, nvals: 0 });
+                Expr::SetGlobal { sym: *sym, define: *define, value: Box::new(v), bail }
+            }
+            Node::If { test, then, els } => {
+                let t = self.pending(n, 0, env, 0, 0, *test)?;
+                let a = self.node(*then, env, tail)?;
+                let b = self.node(*els, env, tail)?;
+                Expr::If { test: Box::new(t), then: Box::new(a), els: Box::new(b) }
+            }
+            Node::Seq(items) | Node::And(items) | Node::Or(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (k, item) in items.iter().enumerate() {
+                    if k + 1 < items.len() {
+                        out.push(self.pending(n, k as u32, env, 0, 0, *item)?);
+                    } else {
+                        out.push(self.node(*item, env, tail)?);
+                    }
+                }
+                match &code.nodes[n as usize] {
+                    Node::Seq(_) => Expr::Seq(out),
+                    Node::And(_) => Expr::And(out),
+                    _ => Expr::Or(out),
+                }
+            }
+            Node::Lambda(lc) | Node::Macro(lc) => {
+                self.children.push(lc.clone());
+                Expr::Closure { child: (self.children.len() - 1) as u32, env, is_macro: matches!(code.nodes[n as usize], Node::Macro(_)) }
+            }
+            Node::Call { head, args, prim, op, .. } => {
+                if !self.head_is_callable(*head) {
+                    return Ok(self.interp(n, env));
+                }
+                let saved = self.next_slot;
+                let argc = args.len() as u32;
+                let base = self.alloc(argc + 1);
+                let mut seq = Vec::with_capacity(args.len() + 2);
+                for k in 0..=argc {
+                    let sub = if k == 0 { *head } else { args[k as usize - 1] };
+                    let e = self.pending(n, k, env, base, k, sub)?;
+                    seq.push(Expr::Store(base + k, Box::new(e)));
+                }
+                let site = self.site();
+                let bail = self.site_with(SiteFrame { node: n, i: argc, env, vals: base, nvals: argc });
+                seq.push(match prim {
+                    Some((p, _)) if self.m.prim_native(*p).is_some() => Expr::Prim { node: n, prim: *p, op: *op, base, argc, tail, site, bail },
+                    _ => Expr::Call { node: n, base, argc, tail, site, bail },
+                });
+                self.next_slot = saved;
+                Expr::Seq(seq)
+            }
+            Node::Let { inits, body, size, rec } => {
+                let saved = self.next_slot;
+                let mut seq = Vec::new();
+                let dest;
+                if *rec {
+                    dest = self.alloc(1);
+                    seq.push(Expr::NewEnv { parent: env, base: 0, n: 0, size: u32::from(*size), dest });
+                    for (k, init) in inits.iter().enumerate() {
+                        let v = self.pending(n, k as u32, dest, 0, 0, *init)?;
+                        seq.push(Expr::SetLocal { env: dest, depth: 0, slot: k as u16, value: Box::new(v) });
+                    }
+                } else {
+                    let base = self.alloc(inits.len() as u32);
+                    for (k, init) in inits.iter().enumerate() {
+                        let e = self.pending(n, k as u32, env, base, k as u32, *init)?;
+                        seq.push(Expr::Store(base + k as u32, Box::new(e)));
+                    }
+                    dest = self.alloc(1);
+                    seq.push(Expr::NewEnv { parent: env, base, n: inits.len() as u32, size: u32::from(*size), dest });
+                }
+                seq.push(self.node(*body, dest, tail)?);
+                self.next_slot = saved;
+                Expr::Seq(seq)
+            }
+            // Left to the interpreter: data constructors, dispatch, control
+            // delimiters and handlers. Their sub-expressions run in the CEK,
+            // and the lambdas they call are compiled on their own.
+            Node::Dict { .. }
+            | Node::QList(_)
+            | Node::Case { .. }
+            | Node::Match { .. }
+            | Node::Reset(_)
+            | Node::Shift { .. }
+            | Node::Guard { .. }
+            | Node::HandlerBind { .. }
+            | Node::Scope { .. }
+            | Node::ReRaise => self.interp(n, env),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

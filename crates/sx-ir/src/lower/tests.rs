@@ -1,0 +1,74 @@
+use super::*;
+use crate::Expr;
+use sx_cek::analyze::{datum_to_form, SpanMap};
+
+fn lambda(m: &mut Machine, src: &str) -> Rc<Code> {
+    let mut last = Value::NIL;
+    for d in sx_syntax::parse(src).expect("read") {
+        let mut spans = SpanMap::new();
+        let form = datum_to_form(m, &d, &mut spans).expect("form");
+        last = m.eval_toplevel(form, &Rc::from("t.sx"), &spans).expect("eval");
+    }
+    match m.rt.heap.get(last) {
+        Some(Obj::Lambda(c)) => c.code.clone().as_any_rc().downcast::<Code>().expect("code"),
+        _ => panic!("not a lambda"),
+    }
+}
+
+fn count_interp(e: &Expr) -> usize {
+    match e {
+        Expr::Interp { .. } => 1,
+        Expr::Store(_, x) | Expr::SetLocal { value: x, .. } | Expr::SetGlobal { value: x, .. } => count_interp(x),
+        Expr::Seq(v) | Expr::And(v) | Expr::Or(v) => v.iter().map(count_interp).sum(),
+        Expr::If { test, then, els } => count_interp(test) + count_interp(then) + count_interp(els),
+        _ => 0,
+    }
+}
+
+#[test]
+fn call_sites_record_the_pending_cek_frames() {
+    let mut m = Machine::new();
+    let code = lambda(&mut m, "(define (f n) (if (< n 2) n (+ (f (- n 1)) (f (- n 2))))) f");
+    let ir = lower(&code, &m).expect("lowers");
+    assert_eq!(count_interp(&ir.body), 0);
+    // The recursive call in the second operand of `+` waits with `+` and
+    // the first operand's value in its frame.
+    // `(+ ...)` is in tail position of the `if`: no `if` frame is pending.
+    let plus = ir.meta.sites.iter().filter(|s| s.frames.len() == 1 && s.frames[0].i == 2 && s.frames[0].nvals == 2).count();
+    assert!(plus >= 1, "{:?}", ir.meta.sites);
+    // The test of the `if` runs with the `if` pending.
+    assert!(ir.meta.sites.iter().any(|s| s.frames.first().is_some_and(|f| f.i == 0 && f.nvals == 0) && s.frames.len() == 2));
+    // env + `+` head and operands + `f` head and operand + `-` head and operands.
+    assert_eq!(ir.meta.nslots, 1 + 3 + 2 + 3);
+}
+
+#[test]
+fn tail_calls_are_marked_and_complex_forms_go_to_the_interpreter() {
+    let mut m = Machine::new();
+    let code = lambda(&mut m, "(define (g x) (guard (e (true 0)) (g x))) g");
+    let ir = lower(&code, &m).expect("lowers");
+    assert_eq!(count_interp(&ir.body), 1);
+    assert_eq!(ir.meta.interpreted_nodes, 1);
+    let code = lambda(&mut m, "(define (h x) (h x)) h");
+    let ir = lower(&code, &m).expect("lowers");
+    let Expr::Seq(items) = &ir.body else { panic!("{:?}", ir.body) };
+    assert!(matches!(items.last(), Some(Expr::Call { tail: true, argc: 1, .. })), "{:?}", ir.body);
+}
+
+#[test]
+fn a_head_that_is_not_callable_now_is_left_to_the_interpreter() {
+    let mut m = Machine::new();
+    let code = lambda(&mut m, "(define (k x) (later-macro x)) k");
+    let ir = lower(&code, &m).expect("lowers");
+    assert_eq!(count_interp(&ir.body), 1);
+}
+
+#[test]
+fn top_level_code_is_not_a_lambda() {
+    let mut m = Machine::new();
+    let mut spans = SpanMap::new();
+    let d = sx_syntax::parse("(+ 1 2)").expect("read").remove(0);
+    let form = datum_to_form(&mut m, &d, &mut spans).expect("form");
+    let code = m.analyze_toplevel(form, Rc::from("t.sx"), &spans).expect("analyse");
+    assert_eq!(lower(&code, &m).err(), Some(LowerError::NotALambda));
+}

@@ -1,0 +1,1 @@
+// Backend tests run SX through the tier in crates/sx (feature `cranelift`).

@@ -1,0 +1,310 @@
+//! The runtime functions compiled code calls.
+//!
+//! [`foreach_helper!`] is the one list: a backend expands it to declare the
+//! imports (every parameter and the result are 64-bit words; the first
+//! parameter is the `*mut JitCtx`), the runtime expands it to build
+//! [`HELPERS`] from the functions below — a function whose signature does
+//! not match its entry fails to compile.
+//!
+//! Parameters named `meta` are the address of the calling function's
+//! [`FnMeta`], `fp` the address of its shadow frame, `site`/`bail` indices
+//! of its sites. A helper that returns [`words::UNWIND`] has handed the
+//! activation's pending frames to the machine; the compiled code returns
+//! `UNWIND` at once.
+
+use crate::tier::{refresh_globals, CallResult, JitTier};
+use crate::{words, JitCtx};
+use sx_cek::code::NodeId;
+use sx_cek::machine::{JitOutcome, PendingFrame};
+use sx_cek::Machine;
+use sx_core::heap::{Closure, Obj};
+use sx_core::Value;
+use sx_ir::FnMeta;
+
+/// Invoke `$m!` with the list of helpers: `name(ctx, params...);`.
+#[macro_export]
+macro_rules! foreach_helper {
+    ($m:ident) => {
+        $m! {
+            /// A variable `depth` frames up from `env`.
+            sx_env_get(ctx, env, depth, slot);
+            /// Assign a variable; returns the value.
+            sx_env_set(ctx, env, depth, slot, value);
+            /// A closure (or macro) of `FnMeta::children[child]` over `env`.
+            sx_closure(ctx, meta, child, env, is_macro);
+            /// A new environment under `parent` initialised from `n` words at `argv`.
+            sx_new_env(ctx, parent, argv, n, size);
+            /// A global read found it unbound: the interpreter evaluates `node`.
+            sx_unbound(ctx, meta, fp, site, node, env);
+            /// Assign or define a global.
+            sx_set_global(ctx, meta, fp, sym, value, define, bail);
+            /// Call the value in slot `base` with the next `argc` slots.
+            sx_call(ctx, meta, fp, base, argc, site, bail);
+            /// Leave a tail call for the caller; returns `TAIL`.
+            sx_tail(ctx, fp, base, argc);
+            /// Apply native primitive `prim` to slots `base + 1 ..`.
+            sx_prim(ctx, meta, fp, prim, base, argc, node, site);
+            /// Evaluate `node` in the interpreter.
+            sx_interp(ctx, meta, fp, node, env, site);
+        }
+    };
+}
+
+/// One helper: its symbol, its number of parameters and its address.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperInfo {
+    pub name: &'static str,
+    pub params: usize,
+    pub addr: *const u8,
+}
+
+macro_rules! word {
+    ($x:ident) => {
+        u64
+    };
+}
+
+macro_rules! define_table {
+    ($( $(#[$doc:meta])* $name:ident(ctx $(, $p:ident)*); )*) => {
+        /// Helper identities, in list order.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum HelperId { $( $(#[$doc])* $name, )* }
+
+        /// Every helper, indexed by `HelperId as usize`.
+        pub fn helpers() -> Vec<HelperInfo> {
+            vec![ $( HelperInfo {
+                name: stringify!($name),
+                params: 1 + [$(stringify!($p)),*].len(),
+                addr: $name as unsafe extern "C" fn(*mut JitCtx $(, word!($p))*) -> u64 as *const u8,
+            }, )* ]
+        }
+    };
+}
+
+foreach_helper!(define_table);
+
+/// The machine and tier behind a context.
+///
+/// # Safety
+/// `ctx` must be the context of a running tier (set by `JitTier::run_once`).
+unsafe fn parts<'a>(ctx: *mut JitCtx) -> (&'a mut Machine, &'a JitTier) {
+    // SAFETY: guaranteed by the caller; the machine is not otherwise
+    // borrowed while compiled code runs.
+    unsafe { (&mut *(*ctx).machine, &*(*ctx).tier) }
+}
+
+/// # Safety
+/// `meta` must be the address of a live `FnMeta`.
+unsafe fn meta_ref<'a>(meta: u64) -> &'a FnMeta {
+    // SAFETY: guaranteed by the caller (compiled code embeds the address of
+    // its artifact's metadata, which lives as long as the code).
+    unsafe { &*(meta as *const FnMeta) }
+}
+
+/// # Safety
+/// `fp` must point to a shadow frame with at least `i + 1` slots.
+unsafe fn slot(fp: u64, i: u64) -> Value {
+    // SAFETY: guaranteed by the caller.
+    Value(unsafe { *(fp as *const u64).add(i as usize) })
+}
+
+/// Hand the frames of `site` to the machine.
+///
+/// # Safety
+/// `fp` must be the frame of the function whose metadata is `meta`.
+unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, site: u64) {
+    tier.note_deopt();
+    let Some(s) = meta.sites.get(site as usize) else { return };
+    let frames = s
+        .frames
+        .iter()
+        .map(|f| PendingFrame {
+            code: meta.code.clone(),
+            // SAFETY: the site's slots are within the frame (guaranteed by the caller).
+            env: unsafe { slot(fp, u64::from(f.env)) },
+            node: f.node,
+            i: f.i,
+            vals: (0..f.nvals).map(|k| unsafe { slot(fp, u64::from(f.vals + k)) }).collect(),
+        })
+        .collect();
+    m.jit_push_frames(frames);
+}
+
+fn env_walk(m: &Machine, mut env: Value, depth: u64) -> Option<Value> {
+    for _ in 0..depth {
+        env = m.rt.heap.env_parent(env)?;
+    }
+    Some(env)
+}
+
+/// # Safety
+/// Called by compiled code with its context.
+pub unsafe extern "C" fn sx_env_get(ctx: *mut JitCtx, env: u64, depth: u64, slot_: u64) -> u64 {
+    // SAFETY: see `parts`.
+    let (m, _) = unsafe { parts(ctx) };
+    env_walk(m, Value(env), depth).and_then(|e| m.rt.heap.env_get(e, slot_ as usize)).unwrap_or(Value::NIL).0
+}
+
+/// # Safety
+/// Called by compiled code with its context.
+pub unsafe extern "C" fn sx_env_set(ctx: *mut JitCtx, env: u64, depth: u64, slot_: u64, value: u64) -> u64 {
+    // SAFETY: see `parts`.
+    let (m, _) = unsafe { parts(ctx) };
+    if let Some(e) = env_walk(m, Value(env), depth) {
+        m.rt.heap.env_set(e, slot_ as usize, Value(value));
+    }
+    value
+}
+
+/// # Safety
+/// Called by compiled code with its context and metadata.
+pub unsafe extern "C" fn sx_closure(ctx: *mut JitCtx, meta: u64, child: u64, env: u64, is_macro: u64) -> u64 {
+    // SAFETY: see `parts` and `meta_ref`.
+    let (m, meta) = unsafe { (parts(ctx).0, meta_ref(meta)) };
+    let Some(code) = meta.children.get(child as usize) else { return Value::NIL.0 };
+    let clo = Closure { code: code.clone(), env: Value(env) };
+    let obj = if is_macro != 0 { Obj::Macro(clo) } else { Obj::Lambda(clo) };
+    m.rt.heap.alloc(obj).0
+}
+
+/// # Safety
+/// Called by compiled code; `argv` points to `n` words.
+pub unsafe extern "C" fn sx_new_env(ctx: *mut JitCtx, parent: u64, argv: u64, n: u64, size: u64) -> u64 {
+    // SAFETY: see `parts`; `argv` is guaranteed by the caller.
+    let (m, _) = unsafe { parts(ctx) };
+    let init: &[Value] = if n == 0 { &[] } else { unsafe { std::slice::from_raw_parts(argv as *const Value, n as usize) } };
+    m.rt.heap.alloc_env(Value(parent), init, size as usize).0
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_unbound(ctx: *mut JitCtx, meta: u64, fp: u64, site: u64, node: u64, env: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        let meta = meta_ref(meta);
+        push_site(m, tier, meta, fp, site);
+        m.jit_bail(meta.code.clone(), Value(env), Some(node as NodeId), Value::NIL);
+    }
+    words::UNWIND
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_set_global(ctx: *mut JitCtx, meta: u64, fp: u64, sym: u64, value: u64, define: u64, bail: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        if define == 0 && m.global(sym as u32) == Value::UNBOUND {
+            let meta = meta_ref(meta);
+            push_site(m, tier, meta, fp, bail);
+            m.jit_bail(meta.code.clone(), Value::NIL, None, Value(value));
+            return words::UNWIND;
+        }
+        m.set_global(sym as u32, Value(value));
+        refresh_globals(ctx, m);
+    }
+    value
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, site: u64, bail: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`; slots `base ..= base + argc` are in the frame.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        let f = slot(fp, base);
+        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        let r = tier.call(m, f, args);
+        let out = finish_call(m, tier, meta_ref(meta), fp, r, base + argc, site, bail);
+        refresh_globals(ctx, m);
+        out
+    }
+}
+
+/// # Safety
+/// `fp` and `meta` as for the helpers.
+unsafe fn finish_call(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, r: CallResult, last: u64, site: u64, bail: u64) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match r {
+            CallResult::Value(v) => v.0,
+            CallResult::Unwind => {
+                push_site(m, tier, meta, fp, site);
+                words::UNWIND
+            }
+            CallResult::Bail => {
+                push_site(m, tier, meta, fp, bail);
+                m.jit_bail(meta.code.clone(), Value::NIL, None, slot(fp, last));
+                words::UNWIND
+            }
+        }
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context and frame.
+pub unsafe extern "C" fn sx_tail(ctx: *mut JitCtx, fp: u64, base: u64, argc: u64) -> u64 {
+    // SAFETY: see `parts`; slots `base ..= base + argc` are in the frame.
+    unsafe {
+        let (_, tier) = parts(ctx);
+        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        tier.set_tail(slot(fp, base), args);
+    }
+    words::TAIL
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_prim(ctx: *mut JitCtx, meta: u64, fp: u64, prim: u64, base: u64, argc: u64, node: u64, site: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`; slots `base ..= base + argc` are in the frame.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        let meta = meta_ref(meta);
+        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        let Some((f, min, max, _)) = m.prim_native(prim as u32) else {
+            return words::UNWIND;
+        };
+        let r = if args.len() < min || max.is_some_and(|x| args.len() > x) {
+            Err(sx_core::error::arity_error(m.prim_name(prim as u32), min, max, args.len()))
+        } else {
+            f(&mut m.rt, args)
+        };
+        let out = match r {
+            Ok(v) => v.0,
+            Err(e) => {
+                push_site(m, tier, meta, fp, site);
+                let _ = m.jit_fail(&meta.code, node as NodeId, e);
+                words::UNWIND
+            }
+        };
+        refresh_globals(ctx, m);
+        out
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_interp(ctx: *mut JitCtx, meta: u64, fp: u64, node: u64, env: u64, site: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        let meta = meta_ref(meta);
+        let out = if crate::tier::stack_ok() {
+            match m.jit_eval(meta.code.clone(), Value(env), node as NodeId) {
+                JitOutcome::Value(v) => v.0,
+                JitOutcome::Unwind => {
+                    push_site(m, tier, meta, fp, site);
+                    words::UNWIND
+                }
+            }
+        } else {
+            push_site(m, tier, meta, fp, site);
+            m.jit_bail(meta.code.clone(), Value(env), Some(node as NodeId), Value::NIL);
+            words::UNWIND
+        };
+        refresh_globals(ctx, m);
+        out
+    }
+}

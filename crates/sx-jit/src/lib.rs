@@ -1,0 +1,140 @@
+//! The seam of the SX compiled tier.
+//!
+//! * [`Backend`]: what a code generator implements (Cranelift, LLVM,
+//!   WebAssembly): compile one [`sx_ir::IrFunction`] or decline with
+//!   [`CompileError::Unsupported`].
+//! * [`helpers`]: the runtime functions compiled code calls, listed once in
+//!   [`foreach_helper!`] — backends declare them from that list, the runtime
+//!   defines them against the same list, so the ABI cannot drift.
+//! * [`JitTier`]: the machine's tier hook: counts calls through the
+//!   [`sx_jit_cache::JitCache`], compiles hot lambdas with the backend, runs
+//!   compiled code on the shadow stack, and turns compiled activations back
+//!   into CEK frames when the interpreter needs them.
+//!
+//! ## The ABI
+//! A compiled lambda is `extern "C" fn(ctx: *mut JitCtx, env: u64) -> u64`:
+//! `env` is the environment the call bound (parameters in its slots), the
+//! result a value word, [`Value::JIT_UNWIND`] (the computation continues in
+//! the interpreter: the activation's frames were handed over) or
+//! [`Value::JIT_TAIL`] (perform the tail call left in the context).
+//! Its shadow frame is `ctx.sp .. ctx.sp + nslots` (see [`JitCtx`]).
+
+pub mod helpers;
+mod tier;
+
+pub use tier::{JitTier, TierCounters};
+
+use sx_core::Value;
+use sx_ir::{FnMeta, IrFunction};
+
+/// The entry point of a compiled lambda.
+pub type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64) -> u64;
+
+/// The context compiled code and the helpers share. Compiled code reads and
+/// writes the fields at the offsets of [`ctx_offsets`].
+#[repr(C)]
+pub struct JitCtx {
+    /// The first free shadow-stack slot.
+    pub sp: *mut u64,
+    /// The global table (indexed by symbol id) and its length; refreshed by
+    /// every helper before it returns.
+    pub globals: *const u64,
+    pub globals_len: u64,
+    /// The machine running the compiled code.
+    pub machine: *mut sx_cek::Machine,
+    /// The tier (for helpers that call or compile).
+    pub tier: *const JitTier,
+}
+
+/// Byte offsets of [`JitCtx`] fields, for code generators.
+pub mod ctx_offsets {
+    pub const SP: i32 = 0;
+    pub const GLOBALS: i32 = 8;
+    pub const GLOBALS_LEN: i32 = 16;
+}
+
+/// Value words compiled code needs as constants.
+pub mod words {
+    use sx_core::Value;
+    pub const NIL: u64 = Value::NIL.0;
+    pub const TRUE: u64 = Value::TRUE.0;
+    pub const FALSE: u64 = Value::FALSE.0;
+    pub const UNBOUND: u64 = Value::UNBOUND.0;
+    pub const UNWIND: u64 = Value::JIT_UNWIND.0;
+    pub const TAIL: u64 = Value::JIT_TAIL.0;
+}
+
+/// The word of primitive `p` (what a global bound to it holds).
+pub fn prim_word(p: u32) -> u64 {
+    Value::prim(p).0
+}
+
+/// Why a backend produced no code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompileError {
+    /// The backend declines this function (it stays interpreted; the cache
+    /// does not ask again).
+    Unsupported(String),
+    /// Code generation or code memory failed (the function stays
+    /// interpreted).
+    Failed(String),
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileError::Unsupported(w) => write!(f, "unsupported: {w}"),
+            CompileError::Failed(w) => write!(f, "failed: {w}"),
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Native code for one lambda. Dropping it frees its code memory.
+pub trait CompiledCode {
+    fn entry(&self) -> EntryFn;
+    /// Bytes of code memory this function holds (whole pages when the
+    /// backend allocates per function).
+    fn code_bytes(&self) -> usize;
+}
+
+/// A code generator.
+pub trait Backend {
+    /// The name `--backend` and `jit-stats` use.
+    fn name(&self) -> &'static str;
+    /// Compile `f`. The code may embed the address of `f.meta`, which the
+    /// tier keeps alive as long as the code.
+    fn compile(&mut self, f: &IrFunction) -> Result<Box<dyn CompiledCode>, CompileError>;
+}
+
+/// What the JIT cache holds for one lambda: its code and the metadata the
+/// code refers to.
+pub struct Artifact {
+    code: Box<dyn CompiledCode>,
+    meta: Box<FnMeta>,
+}
+
+impl Artifact {
+    pub fn new(code: Box<dyn CompiledCode>, meta: Box<FnMeta>) -> Artifact {
+        Artifact { code, meta }
+    }
+    pub fn meta(&self) -> &FnMeta {
+        &self.meta
+    }
+    pub fn entry(&self) -> EntryFn {
+        self.code.entry()
+    }
+}
+
+impl sx_jit_cache::Artifact for Artifact {
+    fn code_bytes(&self) -> usize {
+        self.code.code_bytes()
+    }
+    fn meta_bytes(&self) -> usize {
+        self.meta.size_bytes()
+    }
+}
+
+/// The cache type the tier and the SX JIT API share.
+pub type Cache = sx_jit_cache::JitCache<Artifact>;

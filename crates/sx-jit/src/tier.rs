@@ -1,0 +1,348 @@
+//! The tier: counting, compiling, running compiled code, and handing
+//! compiled activations back to the interpreter.
+
+use crate::{words, Artifact, Backend, Cache, JitCtx};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::rc::Rc;
+use std::time::Instant;
+use sx_cek::code::Code;
+use sx_cek::frames::ContinuationObj;
+use sx_cek::machine::{JitOutcome, Tier};
+use sx_cek::Machine;
+use sx_core::heap::{Obj, Tracer};
+use sx_core::Value;
+use sx_jit_cache::{CallDecision, CodeKey};
+
+/// Shadow-stack slots (8 bytes each; pages are only touched when used).
+const SHADOW_SLOTS: usize = 8 << 20;
+/// Native stack kept free for the interpreter and the runtime below the
+/// deepest compiled frame. Past it, calls continue in the interpreter.
+const STACK_MARGIN: usize = 1 << 20;
+/// Compile latencies kept for the report (the most recent ones).
+const LATENCY_SAMPLES: usize = 4096;
+
+/// What the tier has done, for reports and coverage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierCounters {
+    /// Lambda calls the tier saw (entries from the interpreter and calls
+    /// from compiled code).
+    pub lambda_calls: u64,
+    /// Of those, calls that ran compiled code.
+    pub compiled_calls: u64,
+    /// Compiled activations handed back to the interpreter.
+    pub deopts: u64,
+    /// Calls that went to the interpreter because the native stack was low.
+    pub stack_fallbacks: u64,
+}
+
+/// The outcome of a call made on behalf of compiled code.
+pub(crate) enum CallResult {
+    Value(Value),
+    /// The callee's continuation is being rebuilt: add the caller's frames.
+    Unwind,
+    /// The interpreter must redo the call (it raises the error with the
+    /// call's location).
+    Bail,
+}
+
+/// The compiled tier of one machine.
+pub struct JitTier {
+    cache: Rc<RefCell<Cache>>,
+    backend: RefCell<Box<dyn Backend>>,
+    ctx: Box<UnsafeCell<JitCtx>>,
+    /// The shadow stack; compiled code writes it through `ctx.sp`.
+    shadow: Box<[UnsafeCell<u64>]>,
+    /// The pending tail call (callee, then arguments).
+    tail: RefCell<Vec<Value>>,
+    counters: Cell<TierCounters>,
+    latencies_us: RefCell<Vec<u32>>,
+    latency_next: Cell<usize>,
+}
+
+impl JitTier {
+    pub fn new(backend: Box<dyn Backend>, cache: Rc<RefCell<Cache>>) -> Rc<JitTier> {
+        let shadow: Box<[UnsafeCell<u64>]> = (0..SHADOW_SLOTS).map(|_| UnsafeCell::new(0)).collect();
+        let base = shadow.as_ptr() as *mut u64;
+        let ctx = JitCtx { sp: base, globals: std::ptr::null(), globals_len: 0, machine: std::ptr::null_mut(), tier: std::ptr::null() };
+        Rc::new(JitTier {
+            cache,
+            backend: RefCell::new(backend),
+            ctx: Box::new(UnsafeCell::new(ctx)),
+            shadow,
+            tail: RefCell::new(Vec::new()),
+            counters: Cell::new(TierCounters::default()),
+            latencies_us: RefCell::new(Vec::new()),
+            latency_next: Cell::new(0),
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.borrow().name()
+    }
+
+    pub fn counters(&self) -> TierCounters {
+        self.counters.get()
+    }
+
+    /// Compile latencies (microseconds) of the most recent compilations.
+    pub fn compile_latencies_us(&self) -> Vec<u32> {
+        self.latencies_us.borrow().clone()
+    }
+
+    fn count(&self, f: impl FnOnce(&mut TierCounters)) {
+        let mut c = self.counters.get();
+        f(&mut c);
+        self.counters.set(c);
+    }
+
+    pub(crate) fn note_deopt(&self) {
+        self.count(|c| c.deopts += 1);
+    }
+
+    fn shadow_base(&self) -> *mut u64 {
+        self.shadow.as_ptr() as *mut u64
+    }
+
+    /// Slots in use on the shadow stack.
+    fn shadow_used(&self) -> usize {
+        // SAFETY: `ctx` is only written by compiled code and the tier on
+        // this thread; reading a field by copy is fine between calls.
+        let sp = unsafe { (*self.ctx.get()).sp };
+        (sp as usize - self.shadow_base() as usize) / 8
+    }
+
+    /// Is there room to run a function with `nslots` slots, on both stacks?
+    pub(crate) fn room(&self, nslots: u32) -> bool {
+        if self.shadow_used() + nslots as usize + 1 > SHADOW_SLOTS {
+            return false;
+        }
+        stack_ok()
+    }
+
+    /// Count a call of `code` and return its compiled artifact, compiling it
+    /// now if it just became hot.
+    fn decide(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
+        let key = CodeKey(code.id);
+        let d = self.cache.borrow_mut().on_call(key, code.name.as_deref());
+        match d {
+            CallDecision::Run(a) => Some(a),
+            CallDecision::Interpret => None,
+            CallDecision::Compile => self.compile(m, code),
+        }
+    }
+
+    /// The compiled artifact of `code` if it has one (counting the call as a
+    /// hit); `None` leaves counting to the interpreter's entry.
+    fn compiled(&self, code: &Rc<Code>) -> Option<Rc<Artifact>> {
+        let key = CodeKey(code.id);
+        let mut cache = self.cache.borrow_mut();
+        if !cache.is_compiled(key) {
+            return None;
+        }
+        match cache.on_call(key, code.name.as_deref()) {
+            CallDecision::Run(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn compile(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
+        let key = CodeKey(code.id);
+        let name = code.name.as_deref().unwrap_or("<lambda>");
+        let t0 = Instant::now();
+        let ir = match sx_ir::lower(code, m) {
+            Ok(ir) => ir,
+            Err(e) => {
+                tracing::debug!(target: "sx_jit", event = "decline", function = name, reason = %e);
+                self.cache.borrow_mut().declined(key, &e.to_string());
+                return None;
+            }
+        };
+        let r = self.backend.borrow_mut().compile(&ir);
+        match r {
+            Ok(c) => {
+                let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                self.record_latency(us);
+                let bytes = c.code_bytes();
+                tracing::debug!(target: "sx_jit", event = "compile", function = name, latency_us = us, code_bytes = bytes, slots = ir.meta.nslots);
+                let a = Artifact::new(c, ir.meta);
+                Some(self.cache.borrow_mut().insert(key, a))
+            }
+            Err(e) => {
+                tracing::debug!(target: "sx_jit", event = "decline", function = name, reason = %e);
+                self.cache.borrow_mut().declined(key, &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn record_latency(&self, us: u32) {
+        let mut l = self.latencies_us.borrow_mut();
+        if l.len() < LATENCY_SAMPLES {
+            l.push(us);
+        } else {
+            let i = self.latency_next.get() % LATENCY_SAMPLES;
+            l[i] = us;
+            self.latency_next.set(i + 1);
+        }
+    }
+
+    /// Run compiled code once.
+    fn run_once(&self, m: &mut Machine, a: &Artifact, env: Value) -> u64 {
+        m.maybe_collect(&[env]);
+        let ctx = self.ctx.get();
+        // SAFETY: `ctx` is this tier's context; compiled code and helpers use
+        // it only during this call, on this thread. The machine pointer is
+        // derived from the `&mut Machine` we hold and do not use until the
+        // call returns; the tier outlives the call (the machine holds it and
+        // the caller holds an `Rc`). The artifact (code and the metadata it
+        // embeds) is borrowed for the whole call.
+        unsafe {
+            (*ctx).machine = m as *mut Machine;
+            (*ctx).tier = self as *const JitTier;
+            refresh_globals(ctx, m);
+            (a.entry())(ctx, env.0)
+        }
+    }
+
+    /// Run `a` with `env`, performing the tail calls it returns. From the
+    /// interpreter (`nested == false`) a tail call to interpreted code is
+    /// handed to the interpreter; from compiled code it runs nested.
+    fn run(&self, m: &mut Machine, a: Rc<Artifact>, env: Value, nested: bool) -> JitOutcome {
+        let mut a = a;
+        let mut env = env;
+        loop {
+            self.count(|c| c.compiled_calls += 1);
+            let r = self.run_once(m, &a, env);
+            if r == words::UNWIND {
+                return JitOutcome::Unwind;
+            }
+            if r != words::TAIL {
+                return JitOutcome::Value(Value(r));
+            }
+            let mut args = std::mem::take(&mut *self.tail.borrow_mut());
+            let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
+            self.count(|c| c.lambda_calls += 1);
+            if let Some((lc, parent)) = closure_code(m, f) {
+                if let Some(next) = self.compiled(&lc) {
+                    if m.poll_interrupt().is_ok() && self.room(next.meta().nslots) {
+                        if let Ok(e) = m.bind_lambda_args(&lc, parent, f, &args) {
+                            a = next;
+                            env = e;
+                            continue;
+                        }
+                    }
+                }
+                // Counted again by the interpreter's entry.
+                self.count(|c| c.lambda_calls -= 1);
+            }
+            return if nested && stack_ok() { m.jit_call(f, &args) } else { m.jit_defer_call(f, &args) };
+        }
+    }
+
+    /// A call made by compiled code.
+    pub(crate) fn call(&self, m: &mut Machine, f: Value, args: &[Value]) -> CallResult {
+        if let Some(p) = f.as_prim() {
+            if let Some((nf, min, max, _)) = m.prim_native(p) {
+                if args.len() < min || max.is_some_and(|x| args.len() > x) {
+                    return CallResult::Bail;
+                }
+                return match nf(&mut m.rt, args) {
+                    Ok(v) => CallResult::Value(v),
+                    Err(_) => CallResult::Bail,
+                };
+            }
+        } else if let Some((lc, parent)) = closure_code(m, f) {
+            self.count(|c| c.lambda_calls += 1);
+            if let Some(a) = self.compiled(&lc) {
+                if m.poll_interrupt().is_err() || !self.room(a.meta().nslots) {
+                    self.count(|c| c.stack_fallbacks += 1);
+                    return self.outcome(m.jit_defer_call(f, args));
+                }
+                let env = match m.bind_lambda_args(&lc, parent, f, args) {
+                    Ok(e) => e,
+                    Err(_) => return CallResult::Bail,
+                };
+                return self.outcome(self.run(m, a, env, true));
+            }
+            // Counted by the interpreter's entry.
+            self.count(|c| c.lambda_calls -= 1);
+        } else if !is_continuation(m, f) {
+            return CallResult::Bail;
+        }
+        if !stack_ok() {
+            self.count(|c| c.stack_fallbacks += 1);
+            return self.outcome(m.jit_defer_call(f, args));
+        }
+        self.outcome(m.jit_call(f, args))
+    }
+
+    fn outcome(&self, o: JitOutcome) -> CallResult {
+        match o {
+            JitOutcome::Value(v) => CallResult::Value(v),
+            JitOutcome::Unwind => CallResult::Unwind,
+        }
+    }
+
+    /// Leave a tail call for the code that called the running activation.
+    pub(crate) fn set_tail(&self, f: Value, args: &[Value]) {
+        let mut t = self.tail.borrow_mut();
+        t.clear();
+        t.push(f);
+        t.extend_from_slice(args);
+    }
+}
+
+/// Enough native stack for another compiled activation?
+pub(crate) fn stack_ok() -> bool {
+    stacker::remaining_stack().is_none_or(|r| r > STACK_MARGIN)
+}
+
+/// Point the context at the machine's global table.
+///
+/// # Safety
+/// `ctx` must be valid for writes.
+pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
+    // SAFETY: the caller guarantees `ctx` is valid.
+    unsafe {
+        (*ctx).globals = m.globals_ptr() as *const u64;
+        (*ctx).globals_len = m.globals_len() as u64;
+    }
+}
+
+/// The analysed code and captured environment of a closure.
+fn closure_code(m: &Machine, f: Value) -> Option<(Rc<Code>, Value)> {
+    match m.rt.heap.get(f) {
+        Some(Obj::Lambda(clo)) => {
+            let code = clo.code.clone().as_any_rc().downcast::<Code>().ok()?;
+            Some((code, clo.env))
+        }
+        _ => None,
+    }
+}
+
+fn is_continuation(m: &Machine, f: Value) -> bool {
+    matches!(m.rt.heap.get(f), Some(Obj::Extern(e)) if e.as_any().is::<ContinuationObj>())
+}
+
+impl Tier for JitTier {
+    fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome> {
+        self.count(|c| c.lambda_calls += 1);
+        let a = self.decide(m, code)?;
+        if !self.room(a.meta().nslots) {
+            self.count(|c| c.stack_fallbacks += 1);
+            return None;
+        }
+        Some(self.run(m, a, env, false))
+    }
+
+    fn trace(&self, t: &mut Tracer) {
+        let used = self.shadow_used();
+        for cell in &self.shadow[..used] {
+            // SAFETY: no compiled code runs while the collector marks (it is
+            // called from a safepoint in Rust), so the slots are not being
+            // written.
+            t.mark(Value(unsafe { *cell.get() }));
+        }
+        t.mark_all(&self.tail.borrow());
+    }
+}
