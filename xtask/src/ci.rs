@@ -77,13 +77,17 @@ pub fn test() -> Result<bool> {
     let steps: [Step; 3] = [
         ("unit tests", unit_tests),
         ("cargo deny check licenses sources bans", deny),
-        ("conformance (tier cek)", || {
+        ("conformance (tiers cek, cranelift at threshold 1)", || {
             let json = crate::util::target_dir()
                 .join("conformance")
-                .join("cek.json");
+                .join("tiers.json");
             conformance(&[
                 "--tiers".to_string(),
-                "cek".to_string(),
+                "cek,cranelift".to_string(),
+                "--jit-threshold".to_string(),
+                "1".to_string(),
+                "--min-coverage".to_string(),
+                "90".to_string(),
                 "--json".to_string(),
                 json.to_string_lossy().into_owned(),
             ])

@@ -1,7 +1,8 @@
 //! Project automation, run as `cargo xtask <command>` (alias in .cargo/config.toml).
 //!
 //! * `cargo xtask test` — unit tests (nextest, else cargo test), cargo-deny
-//!   (licenses, sources, bans), then the conformance suite on the CEK tier.
+//!   (licenses, sources, bans), then the conformance suite on the CEK and
+//!   Cranelift tiers (threshold 1, at least 90% of lambda calls compiled).
 //! * `cargo xtask conformance [ARGS...]` — build `sx` and the runner in
 //!   release mode and run `sx-conformance --sx target/release/sx ARGS...`.
 //! * `cargo xtask compare OLD.json NEW.json` — diff two conformance reports.
@@ -25,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Unit tests, cargo-deny, then the conformance suite (tier cek); what CI runs.
+    /// Unit tests, cargo-deny, then the conformance suite (tiers cek and cranelift at threshold 1, with the compiled-call coverage check); what CI runs.
     Test,
     /// Build sx and sx-conformance (release) and run the suite; other arguments go to sx-conformance
     /// (e.g. --tiers cek,cranelift --json out.json --filter lists).

@@ -133,6 +133,9 @@ pub(crate) struct DeoptState {
     resume: Option<ResumePoint>,
     /// Pending frames of each compiled activation, innermost activation first.
     activations: Vec<Vec<PendingFrame>>,
+    /// The run that asked for this deoptimisation must end first (see
+    /// [`Machine::jit_leave_run`]).
+    leave_run: bool,
 }
 
 impl DeoptState {
@@ -1614,6 +1617,22 @@ impl Machine {
         self.finish_jit_run(r, base_entries, base_vals)
     }
 
+    /// The tier cannot run compiled code here for lack of native stack, and
+    /// this run was started by compiled code (which holds the stack below
+    /// it): end this run and the compiled activations under it, and enter
+    /// `code` with `env` (already bound) in the run below them. `None` when
+    /// the current run was not started by compiled code.
+    pub fn jit_leave_run(&mut self, code: Rc<Code>, env: Value) -> Option<JitOutcome> {
+        if !self.jit_barrier_before(|_| false) {
+            return None;
+        }
+        let node = code.root;
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(ResumePoint::Eval { code, env, node });
+        st.leave_run = true;
+        Some(JitOutcome::Unwind)
+    }
+
     /// Compiled code cannot go deeper on the native stack: continue the
     /// call of `f` with `args` in the interpreter, below the compiled frames.
     pub fn jit_defer_call(&mut self, f: Value, args: &[Value]) -> JitOutcome {
@@ -1749,7 +1768,13 @@ impl Machine {
         let tier = self.tier.clone()?;
         match tier.enter(self, code, env)? {
             JitOutcome::Value(v) => Some(Ctl::Ret(v)),
-            JitOutcome::Unwind => Some(self.finish_deopt()),
+            JitOutcome::Unwind => {
+                if let Some(st) = self.deopt.as_mut().filter(|st| st.leave_run) {
+                    st.leave_run = false;
+                    return Some(Ctl::Deopt);
+                }
+                Some(self.finish_deopt())
+            }
         }
     }
 

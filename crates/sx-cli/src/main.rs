@@ -174,6 +174,10 @@ fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
                 jit.insert(k.to_string(), json!(v));
             }
             jit.insert("backend".into(), json!(cli.backend));
+            if let Some((calls, compiled)) = eng.jit_call_coverage() {
+                jit.insert("lambda-calls".into(), json!(calls));
+                jit.insert("compiled-calls".into(), json!(compiled));
+            }
             let _ = writeln!(out, "{}", json!({"event":"file-done","file":file,"jit":jit}));
         }
         let _ = out.flush();

@@ -73,6 +73,10 @@ struct RunArgs {
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Fail when a compiling tier ran compiled code for less than this
+    /// percentage of all lambda calls.
+    #[arg(long, value_name = "PCT")]
+    min_coverage: Option<f64>,
     /// Failed tests listed at the end (the rest are counted).
     #[arg(long, value_name = "N", default_value_t = 50)]
     max_failures: usize,
@@ -227,9 +231,23 @@ fn run(args: RunArgs) -> Result<bool> {
             }
         }
     }
+    let mut coverage_ok = true;
     for t in report.tiers.iter().filter(|t| t.name != "cek") {
         if let Some(line) = jit_summary(&t.data) {
             println!("JIT [{}]: {line}", t.name);
+        }
+        if let Some((table, total)) = coverage_table(&t.data) {
+            println!("\nCompiled-call coverage [{}] (lambda calls that ran compiled code):", t.name);
+            print!("{table}");
+            if let Some(min) = args.min_coverage {
+                if total < min {
+                    println!("coverage {total:.1}% is below the required {min:.1}%");
+                    coverage_ok = false;
+                }
+            }
+        } else if args.min_coverage.is_some() {
+            println!("tier {} reported no call coverage", t.name);
+            coverage_ok = false;
         }
     }
     let failures = render_failures(&report.tiers, args.max_failures);
@@ -247,7 +265,7 @@ fn run(args: RunArgs) -> Result<bool> {
         report.passed(),
         report.failed()
     );
-    Ok(!report.has_failures())
+    Ok(!report.has_failures() && coverage_ok)
 }
 
 /// `path` itself when it exists, else (for a bare name) the first match on PATH.
@@ -262,6 +280,27 @@ fn find_executable(path: &std::path::Path) -> Option<PathBuf> {
     std::env::split_paths(&dirs)
         .map(|d| d.join(path))
         .find(|p| p.is_file())
+}
+
+/// Per topic: lambda calls and the share that ran compiled code; then the
+/// total percentage.
+fn coverage_table(t: &sx_conformance::report::TierJson) -> Option<(String, f64)> {
+    let get = |v: &serde_json::Value, k: &str| v.get("stats").and_then(|s| s.get(k)).and_then(serde_json::Value::as_u64);
+    let mut out = String::new();
+    let (mut calls, mut compiled) = (0u64, 0u64);
+    for (topic, v) in &t.jit_by_topic {
+        let (Some(c), Some(k)) = (get(v, "lambda-calls"), get(v, "compiled-calls")) else { continue };
+        calls += c;
+        compiled += k;
+        let pct = if c == 0 { 100.0 } else { 100.0 * k as f64 / c as f64 };
+        out.push_str(&format!("  {topic:<16} {k:>10} of {c:>10}  {pct:5.1}%\n"));
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let total = if calls == 0 { 100.0 } else { 100.0 * compiled as f64 / calls as f64 };
+    out.push_str(&format!("  {:<16} {compiled:>10} of {calls:>10}  {total:5.1}%\n", "TOTAL"));
+    Some((out, total))
 }
 
 /// Coverage of compiled code in a tier, from the `jit` objects of `file-done`.

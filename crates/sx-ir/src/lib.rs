@@ -125,6 +125,9 @@ pub enum Expr {
     /// failures to the interpreter at `bail`; otherwise as [`Expr::Call`].
     /// Errors are raised at node `node` with the frames of `site`.
     Prim { node: NodeId, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId },
+    /// `case`: the index of the clause of node `node` whose datums contain
+    /// the key (helper `sx_case`) selects an arm; no match runs `els`.
+    Case { node: NodeId, key: Box<Expr>, arms: Vec<Expr>, els: Box<Expr> },
     /// Evaluate node `node` in the interpreter, in the environment in slot
     /// `env` (constructs compiled code leaves to the CEK).
     Interp { node: NodeId, env: Slot, site: SiteId },

@@ -188,12 +188,23 @@ impl Lowering<'_> {
                 self.next_slot = saved;
                 Expr::Seq(seq)
             }
+            Node::Case { key, clauses, els } => {
+                let k = self.pending(n, 0, env, 0, 0, *key)?;
+                let mut arms = Vec::with_capacity(clauses.len());
+                for (_, body) in clauses.iter() {
+                    arms.push(self.node(*body, env, tail)?);
+                }
+                let els = match els {
+                    Some(e) => self.node(*e, env, tail)?,
+                    None => Expr::Const(Value::NIL.0),
+                };
+                Expr::Case { node: n, key: Box::new(k), arms, els: Box::new(els) }
+            }
             // Left to the interpreter: data constructors, dispatch, control
             // delimiters and handlers. Their sub-expressions run in the CEK,
             // and the lambdas they call are compiled on their own.
             Node::Dict { .. }
             | Node::QList(_)
-            | Node::Case { .. }
             | Node::Match { .. }
             | Node::Reset(_)
             | Node::Shift { .. }

@@ -247,6 +247,27 @@ impl Gen<'_, '_> {
             }
             Expr::Call { base, argc, tail, site, bail, .. } => self.generic_call(*base, *argc, *tail, *site, *bail),
             Expr::Prim { node, prim, op, base, argc, tail, site, bail } => self.prim(*node, *prim, *op, *base, *argc, *tail, *site, *bail),
+            Expr::Case { node, key, arms, els } => {
+                let k = self.expr(key);
+                let c = self.consts(&[self.meta, u64::from(*node)]);
+                let idx = self.call(HelperId::sx_case, &[c[0], c[1], k]);
+                let m = self.merge_block();
+                for (i, arm) in arms.iter().enumerate() {
+                    let hit = self.b.ins().icmp_imm_s(IntCC::Equal, idx, i as i64);
+                    let yes = self.b.create_block();
+                    let no = self.b.create_block();
+                    self.b.ins().brif(hit, yes, &[], no, &[]);
+                    self.b.switch_to_block(yes);
+                    self.b.seal_block(yes);
+                    let v = self.expr(arm);
+                    self.jump_to(m, v);
+                    self.b.switch_to_block(no);
+                    self.b.seal_block(no);
+                }
+                let v = self.expr(els);
+                self.jump_to(m, v);
+                self.finish_merge(m)
+            }
             Expr::Interp { node, env, site } => {
                 let e = self.load_slot(*env);
                 let c = self.consts(&[self.meta, u64::from(*node), u64::from(*site)]);

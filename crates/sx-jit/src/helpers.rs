@@ -46,6 +46,9 @@ macro_rules! foreach_helper {
             sx_prim(ctx, meta, fp, prim, base, argc, node, site);
             /// Evaluate `node` in the interpreter.
             sx_interp(ctx, meta, fp, node, env, site);
+            /// The clause of `case` node `node` matching `key` (the clause
+            /// count when none does); a plain integer, not a value.
+            sx_case(ctx, meta, node, key);
         }
     };
 }
@@ -306,5 +309,19 @@ pub unsafe extern "C" fn sx_interp(ctx: *mut JitCtx, meta: u64, fp: u64, node: u
         };
         refresh_globals(ctx, m);
         out
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context and metadata.
+pub unsafe extern "C" fn sx_case(ctx: *mut JitCtx, meta: u64, node: u64, key: u64) -> u64 {
+    // SAFETY: see `parts` and `meta_ref`.
+    let (m, meta) = unsafe { (parts(ctx).0, meta_ref(meta)) };
+    match meta.code.nodes.get(node as usize) {
+        Some(sx_cek::code::Node::Case { clauses, .. }) => clauses
+            .iter()
+            .position(|(datums, _)| datums.iter().any(|d| sx_core::prims::values_equal(&m.rt, *d, Value(key))))
+            .unwrap_or(clauses.len()) as u64,
+        _ => u64::MAX,
     }
 }

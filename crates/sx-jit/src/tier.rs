@@ -221,19 +221,18 @@ impl JitTier {
             }
             let mut args = std::mem::take(&mut *self.tail.borrow_mut());
             let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
-            self.count(|c| c.lambda_calls += 1);
             if let Some((lc, parent)) = closure_code(m, f) {
                 if let Some(next) = self.compiled(&lc) {
                     if m.poll_interrupt().is_ok() && self.room(next.meta().nslots) {
                         if let Ok(e) = m.bind_lambda_args(&lc, parent, f, &args) {
+                            self.count(|c| c.lambda_calls += 1);
                             a = next;
                             env = e;
                             continue;
                         }
                     }
                 }
-                // Counted again by the interpreter's entry.
-                self.count(|c| c.lambda_calls -= 1);
+                // Otherwise the interpreter's entry counts the call.
             }
             return if nested && stack_ok() { m.jit_call(f, &args) } else { m.jit_defer_call(f, &args) };
         }
@@ -329,8 +328,11 @@ impl Tier for JitTier {
         self.count(|c| c.lambda_calls += 1);
         let a = self.decide(m, code)?;
         if !self.room(a.meta().nslots) {
+            // Out of native stack: continue below the compiled frames that
+            // hold it (when they started this run), else interpret here.
             self.count(|c| c.stack_fallbacks += 1);
-            return None;
+            self.count(|c| c.lambda_calls -= 1);
+            return m.jit_leave_run(code.clone(), env);
         }
         Some(self.run(m, a, env, false))
     }

@@ -134,6 +134,11 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
         Ok(Value::bool(j.borrow().cache.borrow_mut().unpin(k)))
     });
     let j = jit.clone();
+    e.define_fn("jit-compiled?", 1, Some(1), move |rt, a| {
+        let k = code_key(rt, "jit-compiled?", a[0])?;
+        Ok(Value::bool(j.borrow().cache.borrow().is_compiled(k)))
+    });
+    let j = jit.clone();
     e.define_fn("jit-set-budget!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-budget!", a[0])?;
         j.borrow().cache.borrow_mut().set_budget(usize::try_from(n).unwrap_or(usize::MAX));

@@ -344,6 +344,14 @@ impl Engine {
         jit::report(&self.jit.borrow())
     }
 
+    /// Lambda calls the compiled tier saw and how many of them ran compiled
+    /// code (`None` without a compiling backend).
+    pub fn jit_call_coverage(&self) -> Option<(u64, u64)> {
+        let st = self.jit.borrow();
+        let c = st.tier.as_ref()?.counters();
+        Some((c.lambda_calls, c.compiled_calls))
+    }
+
     /// The numeric fields of `jit-stats`, in section 8 order.
     pub fn jit_stats_fields(&self) -> Vec<(&'static str, u64)> {
         self.jit.borrow().cache.borrow().stats().numeric_fields().to_vec()

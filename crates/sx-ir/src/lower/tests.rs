@@ -21,6 +21,7 @@ fn count_interp(e: &Expr) -> usize {
         Expr::Store(_, x) | Expr::SetLocal { value: x, .. } | Expr::SetGlobal { value: x, .. } => count_interp(x),
         Expr::Seq(v) | Expr::And(v) | Expr::Or(v) => v.iter().map(count_interp).sum(),
         Expr::If { test, then, els } => count_interp(test) + count_interp(then) + count_interp(els),
+        Expr::Case { key, arms, els, .. } => count_interp(key) + arms.iter().map(count_interp).sum::<usize>() + count_interp(els),
         _ => 0,
     }
 }
