@@ -15,10 +15,11 @@
 //! slots. Lowering follows the CEK's node tree, so every such point has its
 //! CEK equivalent by construction.
 
-mod lower;
+pub mod lower;
 
 pub use lower::lower;
 
+use std::cell::Cell;
 use std::rc::Rc;
 use sx_cek::code::{Code, NodeId};
 pub use sx_cek::code::BinOp;
@@ -62,6 +63,48 @@ pub struct FnMeta {
     /// Nodes left to the interpreter (constructs the lowering does not
     /// compile), for reports.
     pub interpreted_nodes: u32,
+    /// Set when the function keeps its frame in slots (see [`Flat`]).
+    pub flat: Option<Flat>,
+    /// One inline cache per [`Expr::Call`] (its `ic`).
+    pub ics: Box<[IcCell]>,
+}
+
+/// A *flat* function never needs its environment as a heap object (no
+/// closures, no `let` frames, nothing left to the interpreter): slot 0 holds
+/// the closure's captured environment and slots `1 ..= frame_size` the
+/// frame's variables (parameters first). It has a direct entry taking the
+/// captured environment and the arguments; on deoptimisation the runtime
+/// builds the environment from the slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flat {
+    pub nparams: u16,
+    pub frame_size: u16,
+}
+
+/// The first slot of a flat function's variables.
+pub const FLAT_VARS: Slot = 1;
+
+/// An inline cache of one call site: when the callee is `closure` and the
+/// runtime's epoch is still `epoch` (it changes on every collection and
+/// every dropped artifact), call `entry` (a flat function's direct entry)
+/// with `env`. Filled by the runtime; read by compiled code at the offsets
+/// of [`ic_offsets`].
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct IcCell {
+    pub closure: Cell<u64>,
+    pub epoch: Cell<u64>,
+    pub entry: Cell<u64>,
+    pub env: Cell<u64>,
+}
+
+/// Byte offsets of [`IcCell`] fields.
+pub mod ic_offsets {
+    pub const CLOSURE: i32 = 0;
+    pub const EPOCH: i32 = 8;
+    pub const ENTRY: i32 = 16;
+    pub const ENV: i32 = 24;
+    pub const SIZE: i32 = 32;
 }
 
 impl FnMeta {
@@ -69,6 +112,7 @@ impl FnMeta {
     /// metadata).
     pub fn size_bytes(&self) -> usize {
         std::mem::size_of::<FnMeta>()
+            + self.ics.len() * std::mem::size_of::<IcCell>()
             + self.sites.iter().map(|s| std::mem::size_of::<Site>() + s.frames.len() * std::mem::size_of::<SiteFrame>()).sum::<usize>()
     }
 }
@@ -98,8 +142,10 @@ pub enum Expr {
     /// Assign a variable; yields the value.
     SetLocal { env: Slot, depth: u16, slot: u16, value: Box<Expr> },
     /// A global. Unbound: hand node `node` to the interpreter at `site`
-    /// (which raises the error with its location).
-    Global { sym: u32, node: NodeId, env: Slot, site: SiteId },
+    /// (which raises the error with its location). `in_table`: the global
+    /// table already has a slot for `sym` (it only grows), so no bounds check
+    /// is needed.
+    Global { sym: u32, node: NodeId, env: Slot, site: SiteId, in_table: bool },
     /// Assign (`define`: create) a global; an unbound `set!` target hands
     /// the value to the interpreter at `bail` (whose innermost frame is the
     /// assignment).
@@ -119,7 +165,8 @@ pub enum Expr {
     /// plus the call itself waiting for its last operand (the interpreter
     /// redoes a call compiled code cannot: not callable, wrong arity).
     /// In tail position the activation ends and the caller performs it.
-    Call { node: NodeId, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId },
+    /// `ic`: the site's inline cache (for a direct call of a flat callee).
+    Call { node: NodeId, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId, ic: u32 },
     /// A call whose head was primitive `prim` at analysis: if slot `base`
     /// still holds it, apply it directly (`op`: inline for fixnums) and hand
     /// failures to the interpreter at `bail`; otherwise as [`Expr::Call`].

@@ -1,6 +1,6 @@
 //! Lowering an analysed lambda (`sx_cek::code::Code`) to the IR.
 
-use crate::{Expr, FnMeta, IrFunction, LowerError, Site, SiteFrame, SiteId, Slot, ENV_SLOT};
+use crate::{Expr, Flat, FnMeta, IcCell, IrFunction, LowerError, Site, SiteFrame, SiteId, Slot, ENV_SLOT, FLAT_VARS};
 use std::rc::Rc;
 use sx_cek::code::{Code, Node, NodeId};
 use sx_cek::Machine;
@@ -23,6 +23,10 @@ struct Lowering<'a> {
     interpreted: u32,
     depth: usize,
     children: Vec<Rc<Code>>,
+    /// Lowering a flat function: frame variables are slots.
+    flat: bool,
+    ics: u32,
+    body: Option<Expr>,
 }
 
 /// Lower the body of lambda `code`. `m` is consulted for what global call
@@ -35,13 +39,64 @@ pub fn lower(code: &Rc<Code>, m: &Machine) -> Result<IrFunction, LowerError> {
     if code.nodes.len() > MAX_NODES {
         return Err(LowerError::TooLarge(format!("{} nodes", code.nodes.len())));
     }
-    let mut l = Lowering { code, m, chain: Vec::new(), sites: Vec::new(), next_slot: ENV_SLOT + 1, max_slot: ENV_SLOT + 1, interpreted: 0, depth: 0, children: Vec::new() };
-    let body = l.node(code.root, ENV_SLOT, true)?;
-    let meta = FnMeta { code: code.clone(), nslots: l.max_slot, sites: l.sites, children: l.children, interpreted_nodes: l.interpreted };
-    Ok(IrFunction { meta: Box::new(meta), body })
+    if let Some(flat) = flat_shape(code) {
+        let l = run(code, m, Some(flat))?;
+        if l.interpreted == 0 && l.max_slot <= MAX_FLAT_SLOTS {
+            return Ok(l.finish(code, Some(flat)));
+        }
+    }
+    Ok(run(code, m, None)?.finish(code, None))
+}
+
+/// Flat functions have at most this many slots.
+pub const MAX_FLAT_SLOTS: u32 = 64;
+
+fn run<'a>(code: &'a Rc<Code>, m: &'a Machine, flat: Option<Flat>) -> Result<Lowering<'a>, LowerError> {
+    let first = match flat {
+        Some(f) => FLAT_VARS + u32::from(f.frame_size),
+        None => ENV_SLOT + 1,
+    };
+    let mut l = Lowering { code, m, chain: Vec::new(), sites: Vec::new(), next_slot: first, max_slot: first, interpreted: 0, depth: 0, children: Vec::new(), flat: flat.is_some(), ics: 0, body: None };
+    l.body = Some(l.node(code.root, ENV_SLOT, true)?);
+    Ok(l)
+}
+
+/// The shape of `code` if it can be flat: fixed parameters and no node that
+/// needs the environment as an object.
+fn flat_shape(code: &Code) -> Option<Flat> {
+    let p = code.params.as_ref()?;
+    if p.rest || !p.keys.is_empty() || p.frame_size > 32 {
+        return None;
+    }
+    let env_free = code.nodes.iter().all(|n| {
+        matches!(
+            n,
+            Node::Const(_) | Node::Local { .. } | Node::Local0 { .. } | Node::Global { .. } | Node::SetLocal { .. } | Node::SetGlobal { .. } | Node::If { .. } | Node::Seq(_) | Node::And(_) | Node::Or(_) | Node::Call { .. } | Node::Case { .. }
+        )
+    });
+    env_free.then_some(Flat { nparams: p.required, frame_size: p.frame_size.max(p.required) })
 }
 
 impl Lowering<'_> {
+    fn finish(self, code: &Rc<Code>, flat: Option<Flat>) -> IrFunction {
+        let ics: Box<[IcCell]> = (0..self.ics).map(|_| IcCell::default()).collect();
+        let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics };
+        IrFunction { meta: Box::new(meta), body: self.body.unwrap_or(Expr::Const(Value::NIL.0)) }
+    }
+
+    /// A variable read: frame variables of a flat function are slots; its
+    /// captured environment (slot 0) is one frame up.
+    fn local(&self, env: Slot, depth: u16, slot: u16) -> Expr {
+        if !self.flat {
+            return Expr::Local { env, depth, slot };
+        }
+        if depth == 0 {
+            Expr::Slot(FLAT_VARS + u32::from(slot))
+        } else {
+            Expr::Local { env, depth: depth - 1, slot }
+        }
+    }
+
     fn alloc(&mut self, n: u32) -> Slot {
         let s = self.next_slot;
         self.next_slot += n;
@@ -102,15 +157,19 @@ impl Lowering<'_> {
         let code = self.code;
         Ok(match &code.nodes[n as usize] {
             Node::Const(v) => Expr::Const(v.0),
-            Node::Local0 { slot } => Expr::Local { env, depth: 0, slot: *slot },
-            Node::Local { depth, slot } => Expr::Local { env, depth: *depth, slot: *slot },
+            Node::Local0 { slot } => self.local(env, 0, *slot),
+            Node::Local { depth, slot } => self.local(env, *depth, *slot),
             Node::Global { sym } => {
                 let site = self.site();
-                Expr::Global { sym: *sym, node: n, env, site }
+                Expr::Global { sym: *sym, node: n, env, site, in_table: (*sym as usize) < self.m.globals_len() }
             }
             Node::SetLocal { depth, slot, value, .. } => {
                 let v = self.pending(n, 0, env, 0, 0, *value)?;
-                Expr::SetLocal { env, depth: *depth, slot: *slot, value: Box::new(v) }
+                match (self.flat, *depth) {
+                    (true, 0) => Expr::Store(FLAT_VARS + u32::from(*slot), Box::new(v)),
+                    (true, d) => Expr::SetLocal { env, depth: d - 1, slot: *slot, value: Box::new(v) },
+                    _ => Expr::SetLocal { env, depth: *depth, slot: *slot, value: Box::new(v) },
+                }
             }
             Node::SetGlobal { sym, value, define } => {
                 let v = self.pending(n, 0, env, 0, 0, *value)?;
@@ -159,7 +218,10 @@ impl Lowering<'_> {
                 let bail = self.site_with(SiteFrame { node: n, i: argc, env, vals: base, nvals: argc });
                 seq.push(match prim {
                     Some((p, _)) if self.m.prim_native(*p).is_some() => Expr::Prim { node: n, prim: *p, op: *op, base, argc, tail, site, bail },
-                    _ => Expr::Call { node: n, base, argc, tail, site, bail },
+                    _ => {
+                        self.ics += 1;
+                        Expr::Call { node: n, base, argc, tail, site, bail, ic: self.ics - 1 }
+                    }
                 });
                 self.next_slot = saved;
                 Expr::Seq(seq)

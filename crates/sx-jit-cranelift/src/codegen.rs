@@ -6,7 +6,7 @@ use cranelift_codegen::ir::{AbiParam, Block, BlockArg, Function, InstBuilder, Me
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use std::collections::HashMap;
-use sx_ir::{BinOp, Expr, IrFunction, Slot};
+use sx_ir::{ic_offsets, BinOp, Expr, IrFunction, Slot};
 use sx_jit::helpers::{HelperId, HelperInfo};
 use sx_jit::{ctx_offsets, prim_word, words, CompileError};
 
@@ -14,38 +14,68 @@ struct Gen<'a, 'b> {
     b: FunctionBuilder<'b>,
     helpers: &'a [HelperInfo],
     sigs: HashMap<usize, SigRef>,
+    /// Signatures of direct entries by argument count.
+    direct_sigs: HashMap<u32, SigRef>,
     call_conv: CallConv,
     ctx: Value,
     fp: Value,
     meta: u64,
+    /// The address of the metadata's first inline cache.
+    ics_base: u64,
+    /// The function is a flat function's direct entry (tail calling
+    /// convention): it can tail-call other direct entries.
+    direct: bool,
     /// Restores the shadow stack and returns its parameter.
     exit: Block,
+    /// The value each slot holds, where known on the current path (slots
+    /// change only by this function's own stores).
+    cache: HashMap<Slot, Value>,
+    /// Slots stored since each enclosing branch began.
+    stored: Vec<Vec<Slot>>,
 }
 
-/// Build `func` (whose signature is already set) from `f`.
+/// The signature of a flat function's direct entry with `n` arguments.
+pub(crate) fn direct_signature(n: u32) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    for _ in 0..n + 2 {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+/// Build `func` (whose signature is already set) from `f`: the generic
+/// entry `(ctx, env)` of a function that is not flat, or (`flat`) the
+/// direct entry `(ctx, captured_env, args...)` of a flat one.
 pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) -> Result<(), CompileError> {
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
-    let ctx = b.block_params(entry)[0];
-    let env = b.block_params(entry)[1];
+    let params = b.block_params(entry).to_vec();
+    let ctx = params[0];
     let flags = MemFlagsData::trusted();
-    // Prologue: claim the shadow frame, clear it, store the environment.
+    // Prologue: claim the shadow frame, store the environment (and a flat
+    // function's arguments), clear the other slots.
     let fp = b.ins().load(I64, flags, ctx, ctx_offsets::SP);
     let nslots = i64::from(f.meta.nslots);
     let new_sp = b.ins().iadd_imm_s(fp, nslots * 8);
     b.ins().store(flags, new_sp, ctx, ctx_offsets::SP);
-    b.ins().store(flags, env, fp, 0);
-    let zero = b.ins().iconst(I64, 0);
-    for i in 1..nslots {
-        b.ins().store(flags, zero, fp, (i * 8) as i32);
+    // The other slots are written before any site or collection can read
+    // them; a stale word left by an earlier activation is at worst marked
+    // conservatively by the collector (marking a free slot is a no-op).
+    let mut cache = HashMap::new();
+    for (i, p) in params[1..].iter().enumerate() {
+        b.ins().store(flags, *p, fp, (i * 8) as i32);
+        cache.insert(i as Slot, *p);
     }
     let exit = b.create_block();
     b.append_block_param(exit, I64);
     let meta = &*f.meta as *const sx_ir::FnMeta as u64;
-    let mut g = Gen { b, helpers, sigs: HashMap::new(), call_conv, ctx, fp, meta, exit };
+    let direct = f.meta.flat.is_some();
+    let ics_base = f.meta.ics.as_ptr() as u64;
+    let mut g = Gen { b, helpers, sigs: HashMap::new(), direct_sigs: HashMap::new(), call_conv, ctx, fp, meta, ics_base, direct, exit, cache, stored: Vec::new() };
     let v = g.expr(&f.body);
     g.b.ins().jump(exit, &[BlockArg::Value(v)]);
     g.b.switch_to_block(exit);
@@ -55,6 +85,47 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.ins().return_(&[r]);
     g.b.finalize(target);
     Ok(())
+}
+
+/// The generic entry `(ctx, env)` of a flat function: unpack the bound
+/// environment and call the direct entry `direct`.
+pub(crate) fn build_wrapper(func: &mut Function, fctx: &mut FunctionBuilderContext, direct: cranelift_codegen::ir::FuncRef, nparams: u16, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) {
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let ctx = b.block_params(entry)[0];
+    let env = b.block_params(entry)[1];
+    let mut sig2 = Signature::new(call_conv);
+    let mut sig4 = Signature::new(call_conv);
+    for _ in 0..2 {
+        sig2.params.push(AbiParam::new(I64));
+    }
+    for _ in 0..4 {
+        sig4.params.push(AbiParam::new(I64));
+    }
+    sig2.returns.push(AbiParam::new(I64));
+    sig4.returns.push(AbiParam::new(I64));
+    let sig2 = b.import_signature(sig2);
+    let sig4 = b.import_signature(sig4);
+    let parent_fn = helpers[HelperId::sx_env_parent as usize];
+    let get_fn = helpers[HelperId::sx_env_get as usize];
+    let addr = b.ins().iconst(I64, parent_fn.addr as i64);
+    let call = b.ins().call_indirect(sig2, addr, &[ctx, env]);
+    let parent = b.inst_results(call)[0];
+    let mut args = vec![ctx, parent];
+    let zero = b.ins().iconst(I64, 0);
+    for i in 0..nparams {
+        let addr = b.ins().iconst(I64, get_fn.addr as i64);
+        let slot = b.ins().iconst(I64, i64::from(i));
+        let call = b.ins().call_indirect(sig4, addr, &[ctx, env, zero, slot]);
+        args.push(b.inst_results(call)[0]);
+    }
+    let call = b.ins().call(direct, &args);
+    let r = b.inst_results(call)[0];
+    b.ins().return_(&[r]);
+    b.finalize(target);
 }
 
 impl Gen<'_, '_> {
@@ -67,8 +138,44 @@ impl Gen<'_, '_> {
     }
 
     fn load_slot(&mut self, s: Slot) -> Value {
+        if let Some(v) = self.cache.get(&s) {
+            return *v;
+        }
         let fl = self.flags();
         self.b.ins().load(I64, fl, self.fp, (s * 8) as i32)
+    }
+
+    fn store_slot(&mut self, s: Slot, v: Value) {
+        let fl = self.flags();
+        self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
+        self.cache.insert(s, v);
+        if let Some(top) = self.stored.last_mut() {
+            top.push(s);
+        }
+    }
+
+    /// Start generating one of several paths that merge later: it sees
+    /// only what was known before the fork.
+    fn fork(&mut self, before: &HashMap<Slot, Value>) {
+        self.cache = before.clone();
+        self.stored.push(Vec::new());
+    }
+
+    /// End a path; returns the slots it stored.
+    fn unfork(&mut self) -> Vec<Slot> {
+        self.stored.pop().unwrap_or_default()
+    }
+
+    /// After the paths merged: keep what was known before the fork, minus
+    /// any slot a path stored.
+    fn join(&mut self, before: HashMap<Slot, Value>, stored: Vec<Slot>) {
+        self.cache = before;
+        for s in &stored {
+            self.cache.remove(s);
+            if let Some(top) = self.stored.last_mut() {
+                top.push(*s);
+            }
+        }
     }
 
     fn slot_addr(&mut self, s: Slot) -> Value {
@@ -154,8 +261,7 @@ impl Gen<'_, '_> {
             Expr::Slot(s) => self.load_slot(*s),
             Expr::Store(s, x) => {
                 let v = self.expr(x);
-                let fl = self.flags();
-                self.b.ins().store(fl, v, self.fp, (*s * 8) as i32);
+                self.store_slot(*s, v);
                 v
             }
             Expr::Seq(items) => {
@@ -179,7 +285,7 @@ impl Gen<'_, '_> {
                 let c = self.consts(&[u64::from(*depth), u64::from(*slot)]);
                 self.call(HelperId::sx_env_set, &[e, c[0], c[1], v])
             }
-            Expr::Global { sym, node, env, site } => self.global(*sym, *node, *env, *site),
+            Expr::Global { sym, node, env, site, in_table } => self.global(*sym, *node, *env, *site, *in_table),
             Expr::SetGlobal { sym, define, value, bail } => {
                 let v = self.expr(value);
                 let c = self.consts(&[self.meta, u64::from(*sym)]);
@@ -196,19 +302,27 @@ impl Gen<'_, '_> {
                 let eb = self.b.create_block();
                 let m = self.merge_block();
                 self.b.ins().brif(c, tb, &[], eb, &[]);
+                let before = self.cache.clone();
                 self.b.switch_to_block(tb);
                 self.b.seal_block(tb);
+                self.fork(&before);
                 let a = self.expr(then);
+                let mut stored = self.unfork();
                 self.jump_to(m, a);
                 self.b.switch_to_block(eb);
                 self.b.seal_block(eb);
+                self.fork(&before);
                 let z = self.expr(els);
+                stored.extend(self.unfork());
                 self.jump_to(m, z);
+                self.join(before, stored);
                 self.finish_merge(m)
             }
             Expr::And(items) | Expr::Or(items) => {
                 let is_and = matches!(e, Expr::And(_));
                 let m = self.merge_block();
+                let before = self.cache.clone();
+                self.stored.push(Vec::new());
                 for (k, x) in items.iter().enumerate() {
                     let v = self.expr(x);
                     if k + 1 == items.len() {
@@ -229,6 +343,8 @@ impl Gen<'_, '_> {
                     let v = self.word(if is_and { words::TRUE } else { words::NIL });
                     self.jump_to(m, v);
                 }
+                let stored = self.unfork();
+                self.join(before, stored);
                 self.finish_merge(m)
             }
             Expr::Closure { child, env, is_macro } => {
@@ -241,17 +357,18 @@ impl Gen<'_, '_> {
                 let argv = self.slot_addr(*base);
                 let c = self.consts(&[u64::from(*n), u64::from(*size)]);
                 let e = self.call(HelperId::sx_new_env, &[p, argv, c[0], c[1]]);
-                let fl = self.flags();
-                self.b.ins().store(fl, e, self.fp, (*dest * 8) as i32);
+                self.store_slot(*dest, e);
                 e
             }
-            Expr::Call { base, argc, tail, site, bail, .. } => self.generic_call(*base, *argc, *tail, *site, *bail),
+            Expr::Call { base, argc, tail, site, bail, ic, .. } => self.cached_call(*base, *argc, *tail, *site, *bail, *ic),
             Expr::Prim { node, prim, op, base, argc, tail, site, bail } => self.prim(*node, *prim, *op, *base, *argc, *tail, *site, *bail),
             Expr::Case { node, key, arms, els } => {
                 let k = self.expr(key);
                 let c = self.consts(&[self.meta, u64::from(*node)]);
                 let idx = self.call(HelperId::sx_case, &[c[0], c[1], k]);
                 let m = self.merge_block();
+                let before = self.cache.clone();
+                let mut stored = Vec::new();
                 for (i, arm) in arms.iter().enumerate() {
                     let hit = self.b.ins().icmp_imm_s(IntCC::Equal, idx, i as i64);
                     let yes = self.b.create_block();
@@ -259,13 +376,18 @@ impl Gen<'_, '_> {
                     self.b.ins().brif(hit, yes, &[], no, &[]);
                     self.b.switch_to_block(yes);
                     self.b.seal_block(yes);
+                    self.fork(&before);
                     let v = self.expr(arm);
+                    stored.extend(self.unfork());
                     self.jump_to(m, v);
                     self.b.switch_to_block(no);
                     self.b.seal_block(no);
                 }
+                self.fork(&before);
                 let v = self.expr(els);
+                stored.extend(self.unfork());
                 self.jump_to(m, v);
+                self.join(before, stored);
                 self.finish_merge(m)
             }
             Expr::Interp { node, env, site } => {
@@ -278,14 +400,18 @@ impl Gen<'_, '_> {
         }
     }
 
-    fn global(&mut self, sym: u32, node: u32, env: Slot, site: u32) -> Value {
+    fn global(&mut self, sym: u32, node: u32, env: Slot, site: u32, in_table: bool) -> Value {
         let fl = self.flags();
-        let len = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::GLOBALS_LEN);
-        let in_range = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, len, i64::from(sym));
         let load = self.b.create_block();
         let unbound = self.b.create_block();
         let m = self.merge_block();
-        self.b.ins().brif(in_range, load, &[], unbound, &[]);
+        if in_table {
+            self.b.ins().jump(load, &[]);
+        } else {
+            let len = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::GLOBALS_LEN);
+            let in_range = self.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, len, i64::from(sym));
+            self.b.ins().brif(in_range, load, &[], unbound, &[]);
+        }
         self.b.switch_to_block(load);
         self.b.seal_block(load);
         let table = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::GLOBALS);
@@ -301,15 +427,135 @@ impl Gen<'_, '_> {
         self.finish_merge(m)
     }
 
-    fn generic_call(&mut self, base: Slot, argc: u32, tail: bool, site: u32, bail: u32) -> Value {
+    fn direct_sig(&mut self, argc: u32) -> SigRef {
+        if let Some(s) = self.direct_sigs.get(&argc) {
+            return *s;
+        }
+        let s = self.b.import_signature(direct_signature(argc));
+        self.direct_sigs.insert(argc, s);
+        s
+    }
+
+    /// A call through inline cache `ic`: when it holds the callee (a flat
+    /// function) and the epoch is current, call its direct entry (a tail
+    /// call from a direct entry becomes a native tail call); otherwise the
+    /// runtime performs the call and fills the cache.
+    fn cached_call(&mut self, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, ic: u32) -> Value {
+        let fl = self.flags();
+        let ic_addr = self.meta_ic_addr(ic);
+        let f = self.load_slot(base);
+        let cached = self.b.ins().load(I64, fl, ic_addr, ic_offsets::CLOSURE);
+        let same = self.b.ins().icmp(IntCC::Equal, f, cached);
+        let check = self.b.create_block();
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let m = self.merge_block();
+        self.b.ins().brif(same, check, &[], slow, &[]);
+        self.b.switch_to_block(check);
+        self.b.seal_block(check);
+        let ic_epoch = self.b.ins().load(I64, fl, ic_addr, ic_offsets::EPOCH);
+        let epoch_addr = self.word(sx_jit::epoch_addr());
+        let epoch = self.b.ins().load(I64, fl, epoch_addr, 0);
+        let ok = self.b.ins().icmp(IntCC::Equal, ic_epoch, epoch);
+        let ok = if tail && self.direct {
+            // A native tail call: bounded by the budget (safepoints).
+            let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);
+            let left = self.b.ins().icmp_imm_s(IntCC::NotEqual, budget, 0);
+            self.b.ins().band(ok, left)
+        } else {
+            let sp = self.b.ins().get_stack_pointer(I64);
+            let limit = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::STACK_LIMIT);
+            let deep_ok = self.b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
+            let shadow = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::SP);
+            let soft = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::SHADOW_SOFT_END);
+            let room = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, shadow, soft);
+            let a = self.b.ins().band(ok, deep_ok);
+            self.b.ins().band(a, room)
+        };
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+
+        // Fast: the direct entry.
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let entry = self.b.ins().load(I64, fl, ic_addr, ic_offsets::ENTRY);
+        let env = self.b.ins().load(I64, fl, ic_addr, ic_offsets::ENV);
+        let mut args = vec![self.ctx, env];
+        for k in 0..argc {
+            args.push(self.load_slot(base + 1 + k));
+        }
+        let calls = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DIRECT_CALLS);
+        let calls = self.b.ins().iadd_imm_s(calls, 1);
+        self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
+        let sig = self.direct_sig(argc);
+        if tail && self.direct {
+            let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);
+            let budget = self.b.ins().iadd_imm_s(budget, -1);
+            self.b.ins().store(fl, budget, self.ctx, ctx_offsets::TAIL_BUDGET);
+            // Pop this activation's shadow frame: the callee's takes its place.
+            self.b.ins().store(fl, self.fp, self.ctx, ctx_offsets::SP);
+            self.b.ins().return_call_indirect(sig, entry, &args);
+        } else {
+            let inst = self.b.ins().call_indirect(sig, entry, &args);
+            let r = self.b.inst_results(inst)[0];
+            let unwound = self.b.create_block();
+            let not_unwound = self.b.create_block();
+            let is_unwind = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::UNWIND as i64);
+            self.b.ins().brif(is_unwind, unwound, &[], not_unwound, &[]);
+            self.b.switch_to_block(unwound);
+            self.b.seal_block(unwound);
+            let c = self.consts(&[self.meta, u64::from(site)]);
+            let u = self.call(HelperId::sx_unwound, &[c[0], self.fp, c[1]]);
+            self.b.ins().jump(self.exit, &[BlockArg::Value(u)]);
+            self.b.switch_to_block(not_unwound);
+            self.b.seal_block(not_unwound);
+            if tail {
+                // Our caller performs a tail call the callee left.
+                self.jump_to(m, r);
+            } else {
+                let is_tail = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::TAIL as i64);
+                let run_tail = self.b.create_block();
+                self.b.ins().brif(is_tail, run_tail, &[], m, &[BlockArg::Value(r)]);
+                self.b.switch_to_block(run_tail);
+                self.b.seal_block(run_tail);
+                let c = self.consts(&[self.meta, u64::from(site)]);
+                let t = self.call(HelperId::sx_run_tail, &[c[0], self.fp, c[1]]);
+                self.check_unwind(t);
+                self.jump_to(m, t);
+            }
+        }
+
+        // Slow: the runtime.
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        let r = self.generic_call(base, argc, tail, site, bail, ic);
+        self.jump_to(m, r);
+        let v = self.finish_merge(m);
+        if tail {
+            // In tail position the value leaves the function as it is (a
+            // `TAIL` from the fast path included).
+            self.b.ins().jump(self.exit, &[BlockArg::Value(v)]);
+            return self.dead();
+        }
+        v
+    }
+
+    /// The address of inline cache `ic` (in the metadata, which lives as
+    /// long as the code).
+    fn meta_ic_addr(&mut self, ic: u32) -> Value {
+        let addr = self.ics_base + u64::from(ic) * ic_offsets::SIZE as u64;
+        self.word(addr)
+    }
+
+    fn generic_call(&mut self, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, ic: u32) -> Value {
         let c = self.consts(&[u64::from(base), u64::from(argc)]);
         if tail {
-            let r = self.call(HelperId::sx_tail, &[self.fp, c[0], c[1]]);
+            let c2 = self.consts(&[self.meta, u64::from(ic)]);
+            let r = self.call(HelperId::sx_tail, &[c2[0], self.fp, c[0], c[1], c2[1]]);
             self.b.ins().jump(self.exit, &[BlockArg::Value(r)]);
             return self.dead();
         }
-        let c2 = self.consts(&[self.meta, u64::from(site), u64::from(bail)]);
-        let r = self.call(HelperId::sx_call, &[c2[0], self.fp, c[0], c[1], c2[1], c2[2]]);
+        let c2 = self.consts(&[self.meta, u64::from(site), u64::from(bail), u64::from(ic)]);
+        let r = self.call(HelperId::sx_call, &[c2[0], self.fp, c[0], c[1], c2[1], c2[2], c2[3]]);
         self.check_unwind(r);
         r
     }
@@ -389,7 +635,7 @@ impl Gen<'_, '_> {
         // Rebound: an ordinary call.
         self.b.switch_to_block(generic);
         self.b.seal_block(generic);
-        let r = self.generic_call(base, argc, tail, site, bail);
+        let r = self.generic_call(base, argc, tail, site, bail, u32::MAX);
         self.jump_to(m, r);
         self.finish_merge(m)
     }

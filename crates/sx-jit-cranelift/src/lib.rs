@@ -11,7 +11,9 @@ mod codegen;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Module};
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::AbiParam;
+use cranelift_module::{default_libcall_names, FuncId, Module};
 use sx_ir::IrFunction;
 use sx_jit::{Backend, CompileError, CompiledCode, EntryFn};
 
@@ -24,6 +26,8 @@ pub struct CraneliftBackend {
     helpers: Vec<sx_jit::helpers::HelperInfo>,
     ctx: cranelift_codegen::Context,
     fctx: cranelift_frontend::FunctionBuilderContext,
+    /// `SX_JIT_DUMP` is set: print generated code.
+    dump: bool,
 }
 
 /// A backend for this machine, or why there is none.
@@ -37,11 +41,15 @@ impl CraneliftBackend {
         flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
         flags.set("use_colocated_libcalls", "false").map_err(|e| e.to_string())?;
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+        // Native tail calls between direct entries need frame pointers.
+        flags.set("preserve_frame_pointers", "true").map_err(|e| e.to_string())?;
+        // The IR verifier costs compile time; keep it for debug builds.
+        flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" }).map_err(|e| e.to_string())?;
         let isa = cranelift_native::builder()
             .map_err(|e| format!("cranelift does not support this machine: {e}"))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| e.to_string())?;
-        Ok(CraneliftBackend { isa, helpers: sx_jit::helpers::helpers(), ctx: cranelift_codegen::Context::new(), fctx: cranelift_frontend::FunctionBuilderContext::new() })
+        Ok(CraneliftBackend { isa, helpers: sx_jit::helpers::helpers(), ctx: cranelift_codegen::Context::new(), fctx: cranelift_frontend::FunctionBuilderContext::new(), dump: std::env::var_os("SX_JIT_DUMP").is_some() })
     }
 }
 
@@ -49,6 +57,7 @@ impl CraneliftBackend {
 struct CraneliftCode {
     module: Option<JITModule>,
     entry: EntryFn,
+    direct: Option<u64>,
     bytes: usize,
 }
 
@@ -58,6 +67,9 @@ impl CompiledCode for CraneliftCode {
     }
     fn code_bytes(&self) -> usize {
         self.bytes
+    }
+    fn direct_entry(&self) -> Option<u64> {
+        self.direct
     }
 }
 
@@ -84,36 +96,86 @@ impl Backend for CraneliftBackend {
     fn compile(&mut self, f: &IrFunction) -> Result<Box<dyn CompiledCode>, CompileError> {
         let builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
         let mut module = JITModule::new(builder);
+        let r = self.define(&mut module, f);
+        self.ctx.clear();
+        match r {
+            Ok((entry_id, direct_id, size)) => {
+                if let Err(e) = module.finalize_definitions() {
+                    // SAFETY: nothing of this module has run or been handed out.
+                    unsafe { module.free_memory() };
+                    return Err(failed(e));
+                }
+                let addr = module.get_finalized_function(entry_id);
+                // SAFETY: the entry was built with the signature of `EntryFn`
+                // (pointer, i64) -> i64 in the platform's C calling convention.
+                let entry: EntryFn = unsafe { std::mem::transmute::<*const u8, EntryFn>(addr) };
+                let direct = direct_id.map(|id| module.get_finalized_function(id) as u64);
+                let page = 4096;
+                let bytes = size.div_ceil(page).max(1) * page + MODULE_OVERHEAD_BYTES;
+                Ok(Box::new(CraneliftCode { module: Some(module), entry, direct, bytes }))
+            }
+            Err(e) => {
+                // SAFETY: nothing of this module has run or been handed out.
+                unsafe { module.free_memory() };
+                Err(e)
+            }
+        }
+    }
+}
+
+impl CraneliftBackend {
+    /// Define `f`'s functions in `module`: the generic entry, and for a flat
+    /// function its direct entry (which the generic one calls). Returns their
+    /// ids and the code size.
+    fn define(&mut self, module: &mut JITModule, f: &IrFunction) -> Result<(FuncId, Option<FuncId>, usize), CompileError> {
         let ptr = module.target_config().pointer_type();
-        let mut sig = module.make_signature();
-        sig.params.push(cranelift_codegen::ir::AbiParam::new(ptr));
-        sig.params.push(cranelift_codegen::ir::AbiParam::new(cranelift_codegen::ir::types::I64));
-        sig.returns.push(cranelift_codegen::ir::AbiParam::new(cranelift_codegen::ir::types::I64));
-        let id = module.declare_anonymous_function(&sig).map_err(failed)?;
-        self.ctx.clear();
-        self.ctx.func.signature = sig;
-        codegen::build(&mut self.ctx.func, &mut self.fctx, f, &self.helpers, module.isa().default_call_conv(), module.target_config())?;
-        let r = module.define_function(id, &mut self.ctx);
-        if let Err(e) = r {
-            self.ctx.clear();
-            // SAFETY: nothing of this module has run or been handed out.
-            unsafe { module.free_memory() };
-            return Err(failed(e));
+        let conv = module.isa().default_call_conv();
+        let mut entry_sig = module.make_signature();
+        entry_sig.params.push(AbiParam::new(ptr));
+        entry_sig.params.push(AbiParam::new(I64));
+        entry_sig.returns.push(AbiParam::new(I64));
+        let entry_id = module.declare_anonymous_function(&entry_sig).map_err(failed)?;
+        let mut size = 0;
+        let direct_id = match f.meta.flat {
+            Some(flat) => {
+                let sig = codegen::direct_signature(u32::from(flat.nparams));
+                let id = module.declare_anonymous_function(&sig).map_err(failed)?;
+                self.ctx.clear();
+                self.ctx.func.signature = sig;
+                codegen::build(&mut self.ctx.func, &mut self.fctx, f, &self.helpers, conv, module.target_config())?;
+                self.ctx.set_disasm(self.dump);
+                module.define_function(id, &mut self.ctx).map_err(failed)?;
+                size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                self.dump_code(f);
+                self.ctx.clear();
+                self.ctx.func.signature = entry_sig;
+                let direct = module.declare_func_in_func(id, &mut self.ctx.func);
+                codegen::build_wrapper(&mut self.ctx.func, &mut self.fctx, direct, flat.nparams, &self.helpers, conv, module.target_config());
+                Some(id)
+            }
+            None => {
+                self.ctx.clear();
+                self.ctx.func.signature = entry_sig;
+                codegen::build(&mut self.ctx.func, &mut self.fctx, f, &self.helpers, conv, module.target_config())?;
+                None
+            }
+        };
+        self.ctx.set_disasm(self.dump);
+        module.define_function(entry_id, &mut self.ctx).map_err(failed)?;
+        size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+        self.dump_code(f);
+        Ok((entry_id, direct_id, size))
+    }
+
+    /// With `SX_JIT_DUMP` set, print each function's machine code to stderr.
+    fn dump_code(&self, f: &IrFunction) {
+        if !self.dump {
+            return;
         }
-        let size = self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
-        self.ctx.clear();
-        if let Err(e) = module.finalize_definitions() {
-            // SAFETY: nothing of this module has run or been handed out.
-            unsafe { module.free_memory() };
-            return Err(failed(e));
+        let name = f.meta.code.name.as_deref().unwrap_or("<lambda>");
+        if let Some(v) = self.ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+            eprintln!("=== {name} ({} bytes)\n{v}", self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len()));
         }
-        let addr = module.get_finalized_function(id);
-        // SAFETY: the function was built with the signature of `EntryFn`
-        // (pointer, i64) -> i64 in the platform's C calling convention.
-        let entry: EntryFn = unsafe { std::mem::transmute::<*const u8, EntryFn>(addr) };
-        let page = 4096;
-        let bytes = size.div_ceil(page).max(1) * page + MODULE_OVERHEAD_BYTES;
-        Ok(Box::new(CraneliftCode { module: Some(module), entry, bytes }))
     }
 }
 

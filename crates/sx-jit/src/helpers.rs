@@ -38,10 +38,18 @@ macro_rules! foreach_helper {
             sx_unbound(ctx, meta, fp, site, node, env);
             /// Assign or define a global.
             sx_set_global(ctx, meta, fp, sym, value, define, bail);
-            /// Call the value in slot `base` with the next `argc` slots.
-            sx_call(ctx, meta, fp, base, argc, site, bail);
-            /// Leave a tail call for the caller; returns `TAIL`.
-            sx_tail(ctx, fp, base, argc);
+            /// Call the value in slot `base` with the next `argc` slots
+            /// (and fill inline cache `ic` when the callee is flat).
+            sx_call(ctx, meta, fp, base, argc, site, bail, ic);
+            /// A direct call returned `UNWIND`: add this activation's frames.
+            sx_unwound(ctx, meta, fp, site);
+            /// A direct call returned `TAIL`: perform the pending tail call.
+            sx_run_tail(ctx, meta, fp, site);
+            /// The parent of environment `env`.
+            sx_env_parent(ctx, env);
+            /// Leave a tail call for the caller (filling inline cache `ic`
+            /// when the callee is flat); returns `TAIL`.
+            sx_tail(ctx, meta, fp, base, argc, ic);
             /// Apply native primitive `prim` to slots `base + 1 ..`.
             sx_prim(ctx, meta, fp, prim, base, argc, node, site);
             /// Evaluate `node` in the interpreter.
@@ -112,26 +120,51 @@ unsafe fn slot(fp: u64, i: u64) -> Value {
     Value(unsafe { *(fp as *const u64).add(i as usize) })
 }
 
-/// Hand the frames of `site` to the machine.
+/// The activation's environment as a heap object: slot 0, or for a flat
+/// function a new environment built from its variable slots.
 ///
 /// # Safety
 /// `fp` must be the frame of the function whose metadata is `meta`.
-unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, site: u64) {
+unsafe fn frame_env(m: &mut Machine, meta: &FnMeta, fp: u64) -> Value {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match meta.flat {
+            None => slot(fp, 0),
+            Some(fl) => {
+                let vars = std::slice::from_raw_parts((fp as *const Value).add(sx_ir::FLAT_VARS as usize), usize::from(fl.frame_size));
+                m.rt.heap.alloc_env(slot(fp, 0), vars, usize::from(fl.frame_size))
+            }
+        }
+    }
+}
+
+/// Hand the frames of `site` to the machine; returns the environment the
+/// innermost frame uses.
+///
+/// # Safety
+/// `fp` must be the frame of the function whose metadata is `meta`.
+unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, site: u64) -> Value {
     tier.note_deopt();
-    let Some(s) = meta.sites.get(site as usize) else { return };
-    let frames = s
+    // SAFETY: guaranteed by the caller.
+    let flat_env = if meta.flat.is_some() { Some(unsafe { frame_env(m, meta, fp) }) } else { None };
+    // SAFETY: the site's slots are within the frame (guaranteed by the caller).
+    let env_of = |slot_: u32| flat_env.unwrap_or_else(|| unsafe { slot(fp, u64::from(slot_)) });
+    let Some(s) = meta.sites.get(site as usize) else { return env_of(0) };
+    let frames: Vec<PendingFrame> = s
         .frames
         .iter()
         .map(|f| PendingFrame {
             code: meta.code.clone(),
-            // SAFETY: the site's slots are within the frame (guaranteed by the caller).
-            env: unsafe { slot(fp, u64::from(f.env)) },
+            env: env_of(f.env),
             node: f.node,
             i: f.i,
+            // SAFETY: as above.
             vals: (0..f.nvals).map(|k| unsafe { slot(fp, u64::from(f.vals + k)) }).collect(),
         })
         .collect();
+    let inner = frames.last().map_or_else(|| env_of(0), |f| f.env);
     m.jit_push_frames(frames);
+    inner
 }
 
 fn env_walk(m: &Machine, mut env: Value, depth: u64) -> Option<Value> {
@@ -187,8 +220,11 @@ pub unsafe extern "C" fn sx_unbound(ctx: *mut JitCtx, meta: u64, fp: u64, site: 
     unsafe {
         let (m, tier) = parts(ctx);
         let meta = meta_ref(meta);
-        push_site(m, tier, meta, fp, site);
-        m.jit_bail(meta.code.clone(), Value(env), Some(node as NodeId), Value::NIL);
+        let frame_env = push_site(m, tier, meta, fp, site);
+        // A flat function's variables live in slots: its environment is the
+        // one just built from them.
+        let env = if meta.flat.is_some() { frame_env } else { Value(env) };
+        m.jit_bail(meta.code.clone(), env, Some(node as NodeId), Value::NIL);
     }
     words::UNWIND
 }
@@ -213,17 +249,56 @@ pub unsafe extern "C" fn sx_set_global(ctx: *mut JitCtx, meta: u64, fp: u64, sym
 
 /// # Safety
 /// Called by compiled code with its context, metadata and frame.
-pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, site: u64, bail: u64) -> u64 {
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, site: u64, bail: u64, ic: u64) -> u64 {
     // SAFETY: see `parts`, `meta_ref`, `push_site`; slots `base ..= base + argc` are in the frame.
     unsafe {
         let (m, tier) = parts(ctx);
+        let meta = meta_ref(meta);
         let f = slot(fp, base);
         let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
-        let r = tier.call(m, f, args);
-        let out = finish_call(m, tier, meta_ref(meta), fp, r, base + argc, site, bail);
+        let r = tier.call(m, f, args, meta.ics.get(ic as usize));
+        let out = finish_call(m, tier, meta, fp, r, base + argc, site, bail);
         refresh_globals(ctx, m);
         out
     }
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_unwound(ctx: *mut JitCtx, meta: u64, fp: u64, site: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        push_site(m, tier, meta_ref(meta), fp, site);
+    }
+    words::UNWIND
+}
+
+/// # Safety
+/// Called by compiled code with its context, metadata and frame.
+pub unsafe extern "C" fn sx_run_tail(ctx: *mut JitCtx, meta: u64, fp: u64, site: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`.
+    unsafe {
+        let (m, tier) = parts(ctx);
+        let out = match tier.run_pending_tail(m) {
+            JitOutcome::Value(v) => v.0,
+            JitOutcome::Unwind => {
+                push_site(m, tier, meta_ref(meta), fp, site);
+                words::UNWIND
+            }
+        };
+        refresh_globals(ctx, m);
+        out
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context.
+pub unsafe extern "C" fn sx_env_parent(ctx: *mut JitCtx, env: u64) -> u64 {
+    // SAFETY: see `parts`.
+    let (m, _) = unsafe { parts(ctx) };
+    m.rt.heap.env_parent(Value(env)).unwrap_or(Value::NIL).0
 }
 
 /// # Safety
@@ -248,12 +323,16 @@ unsafe fn finish_call(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, r
 
 /// # Safety
 /// Called by compiled code with its context and frame.
-pub unsafe extern "C" fn sx_tail(ctx: *mut JitCtx, fp: u64, base: u64, argc: u64) -> u64 {
-    // SAFETY: see `parts`; slots `base ..= base + argc` are in the frame.
+pub unsafe extern "C" fn sx_tail(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, ic: u64) -> u64 {
+    // SAFETY: see `parts` and `meta_ref`; slots `base ..= base + argc` are in the frame.
     unsafe {
-        let (_, tier) = parts(ctx);
+        let (m, tier) = parts(ctx);
         let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
-        tier.set_tail(slot(fp, base), args);
+        let f = slot(fp, base);
+        if let Some(cell) = meta_ref(meta).ics.get(ic as usize) {
+            tier.fill_ic(m, f, args.len(), cell);
+        }
+        tier.set_tail(f, args);
     }
     words::TAIL
 }

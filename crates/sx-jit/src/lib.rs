@@ -44,6 +44,16 @@ pub struct JitCtx {
     pub machine: *mut sx_cek::Machine,
     /// The tier (for helpers that call or compile).
     pub tier: *const JitTier,
+    /// A direct call may start only while the native stack pointer is above
+    /// this address ...
+    pub stack_limit: u64,
+    /// ... and `sp` is at most this (room for a flat frame).
+    pub shadow_soft_end: *mut u64,
+    /// Direct calls made by compiled code (counted inline).
+    pub direct_calls: u64,
+    /// Direct tail calls left before compiled code must go through the
+    /// runtime (a safepoint: collection, interrupts); reset on every entry.
+    pub tail_budget: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -51,6 +61,31 @@ pub mod ctx_offsets {
     pub const SP: i32 = 0;
     pub const GLOBALS: i32 = 8;
     pub const GLOBALS_LEN: i32 = 16;
+    pub const STACK_LIMIT: i32 = 40;
+    pub const SHADOW_SOFT_END: i32 = 48;
+    pub const DIRECT_CALLS: i32 = 56;
+    pub const TAIL_BUDGET: i32 = 64;
+}
+
+/// Direct tail calls between two safepoints.
+pub const TAIL_BUDGET: u64 = 10_000;
+
+/// Changes whenever an inline cache may have gone stale: after every
+/// collection (a closure's slot may be reused) and whenever compiled code is
+/// dropped. Compiled code compares it with [`sx_ir::IcCell::epoch`].
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The address compiled code loads the epoch from.
+pub fn epoch_addr() -> u64 {
+    EPOCH.as_ptr() as u64
+}
+
+pub(crate) fn epoch() -> u64 {
+    EPOCH.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn bump_epoch() {
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Value words compiled code needs as constants.
@@ -94,6 +129,11 @@ impl std::error::Error for CompileError {}
 /// Native code for one lambda. Dropping it frees its code memory.
 pub trait CompiledCode {
     fn entry(&self) -> EntryFn;
+    /// A flat function's direct entry: `extern "C" fn(ctx, captured_env,
+    /// arg0, ..., argN-1) -> u64` (see [`sx_ir::Flat`]).
+    fn direct_entry(&self) -> Option<u64> {
+        None
+    }
     /// Bytes of code memory this function holds (whole pages when the
     /// backend allocates per function).
     fn code_bytes(&self) -> usize;
@@ -124,6 +164,16 @@ impl Artifact {
     }
     pub fn entry(&self) -> EntryFn {
         self.code.entry()
+    }
+    pub fn direct_entry(&self) -> Option<u64> {
+        self.code.direct_entry()
+    }
+}
+
+impl Drop for Artifact {
+    fn drop(&mut self) {
+        // Inline caches may point at this code.
+        bump_epoch();
     }
 }
 

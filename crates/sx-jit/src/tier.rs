@@ -63,7 +63,19 @@ impl JitTier {
     pub fn new(backend: Box<dyn Backend>, cache: Rc<RefCell<Cache>>) -> Rc<JitTier> {
         let shadow: Box<[UnsafeCell<u64>]> = (0..SHADOW_SLOTS).map(|_| UnsafeCell::new(0)).collect();
         let base = shadow.as_ptr() as *mut u64;
-        let ctx = JitCtx { sp: base, globals: std::ptr::null(), globals_len: 0, machine: std::ptr::null_mut(), tier: std::ptr::null() };
+        // SAFETY: the soft end stays inside the allocation.
+        let soft_end = unsafe { base.add(SHADOW_SLOTS - sx_ir::lower::MAX_FLAT_SLOTS as usize - 1) };
+        let ctx = JitCtx {
+            sp: base,
+            globals: std::ptr::null(),
+            globals_len: 0,
+            machine: std::ptr::null_mut(),
+            tier: std::ptr::null(),
+            stack_limit: u64::MAX,
+            shadow_soft_end: soft_end,
+            direct_calls: 0,
+            tail_budget: crate::TAIL_BUDGET,
+        };
         Rc::new(JitTier {
             cache,
             backend: RefCell::new(backend),
@@ -81,7 +93,12 @@ impl JitTier {
     }
 
     pub fn counters(&self) -> TierCounters {
-        self.counters.get()
+        let mut c = self.counters.get();
+        // SAFETY: read between runs of compiled code, on this thread.
+        let direct = unsafe { (*self.ctx.get()).direct_calls };
+        c.lambda_calls += direct;
+        c.compiled_calls += direct;
+        c
     }
 
     /// Compile latencies (microseconds) of the most recent compilations.
@@ -157,7 +174,10 @@ impl JitTier {
                 return None;
             }
         };
-        let r = self.backend.borrow_mut().compile(&ir);
+        // A backend bug must not take the program down: the function stays
+        // interpreted.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.backend.borrow_mut().compile(&ir)))
+            .unwrap_or_else(|_| Err(crate::CompileError::Failed("the code generator panicked".into())));
         match r {
             Ok(c) => {
                 let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
@@ -199,6 +219,8 @@ impl JitTier {
         unsafe {
             (*ctx).machine = m as *mut Machine;
             (*ctx).tier = self as *const JitTier;
+            (*ctx).stack_limit = stack_limit();
+            (*ctx).tail_budget = crate::TAIL_BUDGET;
             refresh_globals(ctx, m);
             (a.entry())(ctx, env.0)
         }
@@ -238,8 +260,20 @@ impl JitTier {
         }
     }
 
-    /// A call made by compiled code.
-    pub(crate) fn call(&self, m: &mut Machine, f: Value, args: &[Value]) -> CallResult {
+    /// Perform the tail call a direct callee left (for compiled code).
+    pub(crate) fn run_pending_tail(&self, m: &mut Machine) -> JitOutcome {
+        let mut args = std::mem::take(&mut *self.tail.borrow_mut());
+        let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
+        match self.call(m, f, &args, None) {
+            CallResult::Value(v) => JitOutcome::Value(v),
+            CallResult::Unwind => JitOutcome::Unwind,
+            // The interpreter redoes it (and raises its error).
+            CallResult::Bail => m.jit_defer_call(f, &args),
+        }
+    }
+
+    /// A call made by compiled code; `ic`: the call site's inline cache.
+    pub(crate) fn call(&self, m: &mut Machine, f: Value, args: &[Value], ic: Option<&sx_ir::IcCell>) -> CallResult {
         if let Some(p) = f.as_prim() {
             if let Some((nf, min, max, _)) = m.prim_native(p) {
                 if args.len() < min || max.is_some_and(|x| args.len() > x) {
@@ -261,6 +295,14 @@ impl JitTier {
                     Ok(e) => e,
                     Err(_) => return CallResult::Bail,
                 };
+                if let (Some(ic), Some(entry)) = (ic, a.direct_entry()) {
+                    if a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == args.len()) {
+                        ic.closure.set(f.0);
+                        ic.epoch.set(crate::epoch());
+                        ic.entry.set(entry);
+                        ic.env.set(parent.0);
+                    }
+                }
                 return self.outcome(self.run(m, a, env, true));
             }
             // Counted by the interpreter's entry.
@@ -282,6 +324,21 @@ impl JitTier {
         }
     }
 
+    /// Fill inline cache `ic` for calls of `f` with `argc` arguments when `f`
+    /// is a compiled flat function (without counting a call).
+    pub(crate) fn fill_ic(&self, m: &Machine, f: Value, argc: usize, ic: &sx_ir::IcCell) {
+        let Some((lc, parent)) = closure_code(m, f) else { return };
+        let Some(a) = self.cache.borrow().get(CodeKey(lc.id)) else { return };
+        if let Some(entry) = a.direct_entry() {
+            if a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == argc) {
+                ic.closure.set(f.0);
+                ic.epoch.set(crate::epoch());
+                ic.entry.set(entry);
+                ic.env.set(parent.0);
+            }
+        }
+    }
+
     /// Leave a tail call for the code that called the running activation.
     pub(crate) fn set_tail(&self, f: Value, args: &[Value]) {
         let mut t = self.tail.borrow_mut();
@@ -294,6 +351,17 @@ impl JitTier {
 /// Enough native stack for another compiled activation?
 pub(crate) fn stack_ok() -> bool {
     stacker::remaining_stack().is_none_or(|r| r > STACK_MARGIN)
+}
+
+/// The native stack address below which compiled code must not start a
+/// direct call (the margin stays free for the runtime).
+fn stack_limit() -> u64 {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as u64;
+    match stacker::remaining_stack() {
+        Some(r) => sp.saturating_sub(r as u64).saturating_add(STACK_MARGIN as u64),
+        None => u64::MAX,
+    }
 }
 
 /// Point the context at the machine's global table.
@@ -338,6 +406,9 @@ impl Tier for JitTier {
     }
 
     fn trace(&self, t: &mut Tracer) {
+        // Freed slots may be reused for new closures: inline caches keyed by
+        // closure must not match them.
+        crate::bump_epoch();
         let used = self.shadow_used();
         for cell in &self.shadow[..used] {
             // SAFETY: no compiled code runs while the collector marks (it is

@@ -39,8 +39,11 @@ fn call_sites_record_the_pending_cek_frames() {
     assert!(plus >= 1, "{:?}", ir.meta.sites);
     // The test of the `if` runs with the `if` pending.
     assert!(ir.meta.sites.iter().any(|s| s.frames.first().is_some_and(|f| f.i == 0 && f.nvals == 0) && s.frames.len() == 2));
-    // env + `+` head and operands + `f` head and operand + `-` head and operands.
-    assert_eq!(ir.meta.nslots, 1 + 3 + 2 + 3);
+    // fib is flat: captured env + `n` + `+` head and operands + `f` head
+    // and operand + `-` head and operands.
+    assert_eq!(ir.meta.flat, Some(crate::Flat { nparams: 1, frame_size: 1 }));
+    assert_eq!(ir.meta.nslots, 1 + 1 + 3 + 2 + 3);
+    assert_eq!(ir.meta.ics.len(), 2, "one inline cache per recursive call");
 }
 
 #[test]
@@ -72,4 +75,16 @@ fn top_level_code_is_not_a_lambda() {
     let form = datum_to_form(&mut m, &d, &mut spans).expect("form");
     let code = m.analyze_toplevel(form, Rc::from("t.sx"), &spans).expect("analyse");
     assert_eq!(lower(&code, &m).err(), Some(LowerError::NotALambda));
+}
+
+#[test]
+fn functions_that_need_their_environment_are_not_flat() {
+    let mut m = Machine::new();
+    for src in ["(define (a x) (fn () x)) a", "(define (b x) (let ((y 1)) (+ x y))) b", "(define (c &rest xs) xs) c", "(define (d x) (guard (e (true 0)) x)) d"] {
+        let code = lambda(&mut m, src);
+        let ir = lower(&code, &m).expect("lowers");
+        assert_eq!(ir.meta.flat, None, "{src}");
+    }
+    let code = lambda(&mut m, "(define (e x) (set! x (+ x 1)) (define y x) (* y 2)) e");
+    assert!(lower(&code, &m).expect("lowers").meta.flat.is_some());
 }
