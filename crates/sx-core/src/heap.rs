@@ -447,7 +447,11 @@ impl Heap {
             tracer.mark_all(set);
         }
         while let Some(i) = tracer.stack.pop() {
-            trace_obj(&self.objs[i as usize], &mut tracer);
+            // Roots may hold stale words (e.g. unused slots of compiled
+            // frames): an index past the end is simply not an object.
+            if let Some(o) = self.objs.get(i as usize) {
+                trace_obj(o, &mut tracer);
+            }
         }
         let mut freed = 0u64;
         // Sweep from the top so the free list hands out low indices first.

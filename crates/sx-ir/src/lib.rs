@@ -145,7 +145,9 @@ pub enum Expr {
     /// (which raises the error with its location). `in_table`: the global
     /// table already has a slot for `sym` (it only grows), so no bounds check
     /// is needed.
-    Global { sym: u32, node: NodeId, env: Slot, site: SiteId, in_table: bool },
+    /// `bound`: bound when the function was compiled (globals never become
+    /// unbound again), so no check is needed.
+    Global { sym: u32, node: NodeId, env: Slot, site: SiteId, in_table: bool, bound: bool },
     /// Assign (`define`: create) a global; an unbound `set!` target hands
     /// the value to the interpreter at `bail` (whose innermost frame is the
     /// assignment).

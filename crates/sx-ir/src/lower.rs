@@ -161,7 +161,7 @@ impl Lowering<'_> {
             Node::Local { depth, slot } => self.local(env, *depth, *slot),
             Node::Global { sym } => {
                 let site = self.site();
-                Expr::Global { sym: *sym, node: n, env, site, in_table: (*sym as usize) < self.m.globals_len() }
+                Expr::Global { sym: *sym, node: n, env, site, in_table: (*sym as usize) < self.m.globals_len(), bound: self.m.global(*sym) != Value::UNBOUND }
             }
             Node::SetLocal { depth, slot, value, .. } => {
                 let v = self.pending(n, 0, env, 0, 0, *value)?;

@@ -32,6 +32,12 @@ struct Gen<'a, 'b> {
     cache: HashMap<Slot, Value>,
     /// Slots stored since each enclosing branch began.
     stored: Vec<Vec<Slot>>,
+    /// Slot stores not yet written to memory.
+    pending: Vec<(Slot, Value)>,
+    /// `pending` at each enclosing fork.
+    pending_stack: Vec<Vec<(Slot, Value)>>,
+    /// Slots below this hold variables (written at once).
+    first_temp: Slot,
 }
 
 /// The signature of a flat function's direct entry with `n` arguments.
@@ -67,7 +73,6 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     // conservatively by the collector (marking a free slot is a no-op).
     let mut cache = HashMap::new();
     for (i, p) in params[1..].iter().enumerate() {
-        b.ins().store(flags, *p, fp, (i * 8) as i32);
         cache.insert(i as Slot, *p);
     }
     let exit = b.create_block();
@@ -75,7 +80,26 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let meta = &*f.meta as *const sx_ir::FnMeta as u64;
     let direct = f.meta.flat.is_some();
     let ics_base = f.meta.ics.as_ptr() as u64;
-    let mut g = Gen { b, helpers, sigs: HashMap::new(), direct_sigs: HashMap::new(), call_conv, ctx, fp, meta, ics_base, direct, exit, cache, stored: Vec::new() };
+    let first_temp = match f.meta.flat {
+        Some(fl) => sx_ir::FLAT_VARS + u32::from(fl.frame_size),
+        None => 1,
+    };
+    let mut g = Gen { b, helpers, sigs: HashMap::new(), direct_sigs: HashMap::new(), call_conv, ctx, fp, meta, ics_base, direct, exit, cache: HashMap::new(), stored: Vec::new(), pending: Vec::new(), pending_stack: Vec::new(), first_temp };
+    // The parameters stay in registers until the frame is needed.
+    for (s, v) in cache {
+        g.cache.insert(s, v);
+        g.pending.push((s, v));
+    }
+    // A flat function's other variables (internal defines) start as nil,
+    // as in an interpreter frame.
+    if let Some(fl) = f.meta.flat {
+        let nil = g.word(words::NIL);
+        for i in fl.nparams..fl.frame_size {
+            let s = sx_ir::FLAT_VARS + u32::from(i);
+            g.cache.insert(s, nil);
+            g.pending.push((s, nil));
+        }
+    }
     let v = g.expr(&f.body);
     g.b.ins().jump(exit, &[BlockArg::Value(v)]);
     g.b.switch_to_block(exit);
@@ -145,31 +169,79 @@ impl Gen<'_, '_> {
         self.b.ins().load(I64, fl, self.fp, (s * 8) as i32)
     }
 
+    /// Give slot `s` the value `v`. A variable slot is written at once; a
+    /// temporary (an operand, a `let` environment) is written only when
+    /// something may read the frame — a helper or a call (the collector and
+    /// deoptimisation read slots) — and not at all when it dies first.
     fn store_slot(&mut self, s: Slot, v: Value) {
-        let fl = self.flags();
-        self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
         self.cache.insert(s, v);
+        self.pending.retain(|(p, _)| *p != s);
+        if s < self.first_temp {
+            let fl = self.flags();
+            self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
+        } else {
+            self.pending.push((s, v));
+        }
         if let Some(top) = self.stored.last_mut() {
             top.push(s);
         }
     }
 
-    /// Start generating one of several paths that merge later: it sees
-    /// only what was known before the fork.
+    /// Write the delayed stores except those of `skip` (they stay pending:
+    /// a path that merges with this one may not have written them; writing
+    /// twice is harmless).
+    fn emit_pending_except(&mut self, skip: std::ops::RangeInclusive<Slot>) {
+        let fl = self.flags();
+        for (s, v) in self.pending.clone() {
+            if !skip.contains(&s) {
+                self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
+            }
+        }
+    }
+
+    fn emit_pending(&mut self) {
+        self.emit_pending_except(1..=0);
+    }
+
+    /// The operands of a finished call are dead.
+    fn forget(&mut self, slots: std::ops::RangeInclusive<Slot>) {
+        self.pending.retain(|(s, _)| !slots.contains(s));
+    }
+
+    /// Before control flow forks: write delayed variable stores (the
+    /// parameters), remember what is known and pending.
+    fn fork_begin(&mut self) -> HashMap<Slot, Value> {
+        let first_temp = self.first_temp;
+        let vars: Vec<(Slot, Value)> = self.pending.iter().copied().filter(|(s, _)| *s < first_temp).collect();
+        let fl = self.flags();
+        for (s, v) in vars {
+            self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
+        }
+        self.pending.retain(|(s, _)| *s >= first_temp);
+        self.pending_stack.push(self.pending.clone());
+        self.cache.clone()
+    }
+
+    /// Start generating one of the paths: it sees only what was known
+    /// before the fork.
     fn fork(&mut self, before: &HashMap<Slot, Value>) {
         self.cache = before.clone();
+        self.pending = self.pending_stack.last().cloned().unwrap_or_default();
         self.stored.push(Vec::new());
     }
 
-    /// End a path; returns the slots it stored.
+    /// End a path; returns the slots it stored. Its own temporaries are
+    /// dead (their calls finished inside the path).
     fn unfork(&mut self) -> Vec<Slot> {
         self.stored.pop().unwrap_or_default()
     }
 
     /// After the paths merged: keep what was known before the fork, minus
-    /// any slot a path stored.
+    /// any slot a path stored; the pending stores are those of before the
+    /// fork (temporaries of enclosing calls, which no path touches).
     fn join(&mut self, before: HashMap<Slot, Value>, stored: Vec<Slot>) {
         self.cache = before;
+        self.pending = self.pending_stack.pop().unwrap_or_default();
         for s in &stored {
             self.cache.remove(s);
             if let Some(top) = self.stored.last_mut() {
@@ -183,6 +255,7 @@ impl Gen<'_, '_> {
     }
 
     fn call(&mut self, h: HelperId, args: &[Value]) -> Value {
+        self.emit_pending();
         let info = self.helpers[h as usize];
         debug_assert_eq!(info.params, args.len() + 1, "{}", info.name);
         let sig = match self.sigs.get(&info.params) {
@@ -285,7 +358,15 @@ impl Gen<'_, '_> {
                 let c = self.consts(&[u64::from(*depth), u64::from(*slot)]);
                 self.call(HelperId::sx_env_set, &[e, c[0], c[1], v])
             }
-            Expr::Global { sym, node, env, site, in_table } => self.global(*sym, *node, *env, *site, *in_table),
+            Expr::Global { sym, node, env, site, in_table, bound } => {
+                if *in_table && *bound {
+                    let fl = self.flags();
+                    let table = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::GLOBALS);
+                    self.b.ins().load(I64, fl, table, (*sym as i32) * 8)
+                } else {
+                    self.global(*sym, *node, *env, *site, *in_table)
+                }
+            }
             Expr::SetGlobal { sym, define, value, bail } => {
                 let v = self.expr(value);
                 let c = self.consts(&[self.meta, u64::from(*sym)]);
@@ -296,13 +377,12 @@ impl Gen<'_, '_> {
                 r
             }
             Expr::If { test, then, els } => {
-                let t = self.expr(test);
-                let c = self.truthy(t);
+                let c = self.cond(test);
+                let before = self.fork_begin();
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let m = self.merge_block();
                 self.b.ins().brif(c, tb, &[], eb, &[]);
-                let before = self.cache.clone();
                 self.b.switch_to_block(tb);
                 self.b.seal_block(tb);
                 self.fork(&before);
@@ -321,7 +401,7 @@ impl Gen<'_, '_> {
             Expr::And(items) | Expr::Or(items) => {
                 let is_and = matches!(e, Expr::And(_));
                 let m = self.merge_block();
-                let before = self.cache.clone();
+                let before = self.fork_begin();
                 self.stored.push(Vec::new());
                 for (k, x) in items.iter().enumerate() {
                     let v = self.expr(x);
@@ -367,7 +447,7 @@ impl Gen<'_, '_> {
                 let c = self.consts(&[self.meta, u64::from(*node)]);
                 let idx = self.call(HelperId::sx_case, &[c[0], c[1], k]);
                 let m = self.merge_block();
-                let before = self.cache.clone();
+                let before = self.fork_begin();
                 let mut stored = Vec::new();
                 for (i, arm) in arms.iter().enumerate() {
                     let hit = self.b.ins().icmp_imm_s(IntCC::Equal, idx, i as i64);
@@ -495,6 +575,9 @@ impl Gen<'_, '_> {
             self.b.ins().store(fl, self.fp, self.ctx, ctx_offsets::SP);
             self.b.ins().return_call_indirect(sig, entry, &args);
         } else {
+            // The callee may collect or deoptimise: the frame must be in
+            // memory (but not this call's operands: the callee has them).
+            self.emit_pending_except(base..=base + argc);
             let inst = self.b.ins().call_indirect(sig, entry, &args);
             let r = self.b.inst_results(inst)[0];
             let unwound = self.b.create_block();
@@ -530,6 +613,7 @@ impl Gen<'_, '_> {
         let r = self.generic_call(base, argc, tail, site, bail, ic);
         self.jump_to(m, r);
         let v = self.finish_merge(m);
+        self.forget(base..=base + argc);
         if tail {
             // In tail position the value leaves the function as it is (a
             // `TAIL` from the fast path included).
@@ -560,13 +644,37 @@ impl Gen<'_, '_> {
         r
     }
 
+    /// The truth of `e` as a machine condition: a comparison of fixnums
+    /// branches on the comparison itself, without making a boolean word.
+    fn cond(&mut self, e: &Expr) -> Value {
+        if let Expr::Seq(items) = e {
+            if let Some((Expr::Prim { node, prim, op: Some(op), base, argc: 2, site, bail, .. }, init)) = items.split_last() {
+                if !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Not) {
+                    for x in init {
+                        self.expr(x);
+                    }
+                    return self.prim_impl(*node, *prim, Some(*op), *base, 2, false, *site, *bail, true);
+                }
+            }
+        }
+        let v = self.expr(e);
+        self.truthy(v)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn prim(&mut self, node: u32, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: u32, bail: u32) -> Value {
+        self.prim_impl(node, prim, op, base, argc, tail, site, bail, false)
+    }
+
+    /// A primitive call; with `as_cond` its truth as a machine condition.
+    #[allow(clippy::too_many_arguments)]
+    fn prim_impl(&mut self, node: u32, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, as_cond: bool) -> Value {
         let head = self.load_slot(base);
         let is_prim = self.b.ins().icmp_imm_s(IntCC::Equal, head, prim_word(prim) as i64);
         let direct = self.b.create_block();
         let generic = self.b.create_block();
-        let m = self.merge_block();
+        let m = self.b.create_block();
+        self.b.append_block_param(m, if as_cond { cranelift_codegen::ir::types::I8 } else { I64 });
         self.b.ins().brif(is_prim, direct, &[], generic, &[]);
 
         // Still the primitive: inline for fixnums, else the helper.
@@ -616,7 +724,11 @@ impl Gen<'_, '_> {
                             _ => IntCC::Equal,
                         };
                         let c = self.b.ins().icmp(cc, a, b);
-                        self.bool_word(c)
+                        if as_cond {
+                            c
+                        } else {
+                            self.bool_word(c)
+                        }
                     }
                 };
                 self.jump_to(m, r);
@@ -630,13 +742,17 @@ impl Gen<'_, '_> {
         let c = self.consts(&[self.meta, u64::from(prim), u64::from(base), u64::from(argc), u64::from(node), u64::from(site)]);
         let r = self.call(HelperId::sx_prim, &[c[0], self.fp, c[1], c[2], c[3], c[4], c[5]]);
         self.check_unwind(r);
+        let r = if as_cond { self.truthy(r) } else { r };
         self.jump_to(m, r);
 
         // Rebound: an ordinary call.
         self.b.switch_to_block(generic);
         self.b.seal_block(generic);
         let r = self.generic_call(base, argc, tail, site, bail, u32::MAX);
+        let r = if as_cond { self.truthy(r) } else { r };
         self.jump_to(m, r);
-        self.finish_merge(m)
+        let v = self.finish_merge(m);
+        self.forget(base..=base + argc);
+        v
     }
 }
