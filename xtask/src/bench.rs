@@ -20,6 +20,8 @@ use std::time::Duration;
 /// Benchmarks whose `run` takes an argument, with the argument used for timing.
 const ARG_BENCHES: &[(&str, &str)] = &[("closure-memory", "100000")];
 const MEMORY_BENCH: &str = "closure-memory";
+/// Benchmarks with a native Rust version (`sx bench --native`).
+const NATIVE_BENCHES: &[&str] = &["fib", "tak"];
 const MEMORY_SMALL: &str = "100000";
 const MEMORY_LARGE: &str = "1000000";
 const MEMORY_MAX_RATIO: f64 = 1.2;
@@ -39,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_python: bool,
     /// Tiers, comma separated: `cek` (--backend none) or a backend name.
-    #[arg(long, value_delimiter = ',', default_value = "cek")]
+    #[arg(long, value_delimiter = ',', default_value = "cek,cranelift")]
     pub tiers: Vec<String>,
     /// --jit-threshold for non-cek tiers.
     #[arg(long, default_value_t = 1)]
@@ -61,6 +63,8 @@ pub struct Measurement {
     pub times: Vec<f64>,
     pub result: Option<String>,
     pub peak_rss_kb: Option<u64>,
+    /// Compile latency of each lambda the tier compiled (microseconds).
+    pub compile_us: Vec<u64>,
 }
 
 impl Measurement {
@@ -107,10 +111,16 @@ pub fn parse_measurement(stdout: &str) -> Result<Measurement> {
             Some(other) => Some(other.to_string()),
         };
         let peak_rss_kb = v.get("peak_rss_kb").and_then(Value::as_u64);
+        let compile_us = v
+            .get("compile_us")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
         return Ok(Measurement {
             times,
             result,
             peak_rss_kb,
+            compile_us,
         });
     }
     bail!("no JSON object with \"times\" in the output")
@@ -214,6 +224,8 @@ pub struct BenchReport {
     pub notes: Vec<String>,
     pub iterations: u32,
     pub warmup: u32,
+    /// Native Rust versions, by benchmark.
+    pub native: Vec<(String, Measurement)>,
 }
 
 impl BenchReport {
@@ -242,14 +254,26 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(
         out,
         "Median wall-clock seconds of {} timed iterations after {} warm-up iteration(s); \
-         ratio = tier median / Python median (lower is better).\n",
+         ratio = tier median / Python median (lower is better); `cek/T` = how many times faster \
+         tier T is than the CEK interpreter; `T/native` = tier T median / the same algorithm in Rust \
+         (`sx bench --native`: `crates/sx-cli/src/native.rs`, timed by the same loop).\n",
         r.iterations, r.warmup
     );
+    let compiled: Vec<&String> = r.tiers.iter().filter(|t| *t != "cek").collect();
+    let cek_index = r.tiers.iter().position(|t| t == "cek");
+    let has_native = !r.native.is_empty();
     let mut header = vec!["benchmark".to_string()];
     header.extend(r.tiers.iter().cloned());
     if r.python {
         header.push("python".into());
         header.extend(r.tiers.iter().map(|t| format!("{t}/python")));
+    }
+    if cek_index.is_some() {
+        header.extend(compiled.iter().map(|t| format!("cek/{t}")));
+    }
+    if has_native {
+        header.push("native".into());
+        header.extend(compiled.iter().map(|t| format!("{t}/native")));
     }
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let aligns: Vec<&str> = header
@@ -282,7 +306,47 @@ pub fn render_markdown(r: &BenchReport) -> String {
                 });
             }
         }
+        let med = |i: usize| tiers.get(i).and_then(|t| t.as_ref().ok()).and_then(Measurement::median);
+        let ratio_cell = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        if let Some(ci) = cek_index {
+            for t in &compiled {
+                let ti = r.tiers.iter().position(|x| x == *t).unwrap_or(0);
+                row.push(ratio_cell(med(ci), med(ti)));
+            }
+        }
+        if has_native {
+            let native = r.native.iter().find(|(n, _)| n == name).and_then(|(_, m)| m.median());
+            row.push(native.map(fmt_secs).unwrap_or_else(|| "-".into()));
+            for t in &compiled {
+                let ti = r.tiers.iter().position(|x| x == *t).unwrap_or(0);
+                row.push(ratio_cell(med(ti), native));
+            }
+        }
         let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    for t in &compiled {
+        let ti = r.tiers.iter().position(|x| x == *t).unwrap_or(0);
+        let mut all: Vec<u64> = r
+            .rows
+            .iter()
+            .filter_map(|(_, tiers, _)| tiers.get(ti).and_then(|m| m.as_ref().ok()))
+            .flat_map(|m| m.compile_us.iter().copied())
+            .collect();
+        all.sort_unstable();
+        if !all.is_empty() {
+            let q = |p: f64| all[((all.len() - 1) as f64 * p).round() as usize];
+            let _ = writeln!(
+                out,
+                "\nCompile latency per lambda [{t}] over {} compilations in these benchmarks: median {} us, p99 {} us, max {} us.",
+                all.len(),
+                q(0.5),
+                q(0.99),
+                all[all.len() - 1]
+            );
+        }
     }
     if !r.memory.is_empty() {
         let _ = writeln!(out, "\n## {MEMORY_BENCH}: peak RSS\n");
@@ -349,6 +413,9 @@ fn measurement_json(m: &Result<Measurement, String>) -> Value {
             if let Some(rss) = m.peak_rss_kb {
                 o.insert("peak_rss_kb".into(), json!(rss));
             }
+            if !m.compile_us.is_empty() {
+                o.insert("compile_us".into(), json!(m.compile_us));
+            }
             Value::Object(o)
         }
         Err(e) => json!({ "error": e }),
@@ -365,6 +432,9 @@ pub fn render_json(r: &BenchReport) -> Value {
         }
         if let Some(m) = py {
             b.insert("python".into(), measurement_json(m));
+        }
+        if let Some((_, m)) = r.native.iter().find(|(n, _)| n == name) {
+            b.insert("native".into(), measurement_json(&Ok(m.clone())));
         }
         benches.insert(name.clone(), Value::Object(b));
     }
@@ -520,6 +590,16 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
                 .push(format!("{name}: results differ: {}", shown.join(", ")));
         }
         report.rows.push((name.clone(), per_tier, py));
+        if NATIVE_BENCHES.contains(&name.as_str()) {
+            let mut cmd = Command::new(&sx);
+            cmd.current_dir(root())
+                .args(["bench", "--native", "--iterations", &args.iterations.to_string(), "--warmup", &args.warmup.to_string()])
+                .arg(&file);
+            match measure(cmd, Duration::from_secs(args.timeout)) {
+                Ok(m) => report.native.push((name.clone(), m)),
+                Err(e) => report.notes.push(format!("{name} [native]: {e:#}")),
+            }
+        }
 
         if name == MEMORY_BENCH {
             for t in &tiers {
@@ -571,6 +651,7 @@ mod tests {
             times: times.to_vec(),
             result: Some(result.into()),
             peak_rss_kb: None,
+            compile_us: Vec::new(),
         }
     }
 
@@ -623,13 +704,14 @@ mod tests {
             notes: vec!["a note".into()],
             iterations: 3,
             warmup: 1,
+            native: vec![("fib".into(), m(&[0.25], "832040"))],
         };
         let md = render_markdown(&report);
-        assert!(
-            md.contains("| benchmark | cek | cranelift | python | cek/python | cranelift/python |")
-        );
-        assert!(md.contains("| fib | 3.0000 | 0.5000 | 1.0000 | 3.00x | 0.50x |"));
-        assert!(md.contains("| tak | 1.0000 | error | - | - | - |"));
+        assert!(md.contains(
+            "| benchmark | cek | cranelift | python | cek/python | cranelift/python | cek/cranelift | native | cranelift/native |"
+        ));
+        assert!(md.contains("| fib | 3.0000 | 0.5000 | 1.0000 | 3.00x | 0.50x | 6.00x | 0.2500 | 2.00x |"));
+        assert!(md.contains("| tak | 1.0000 | error | - | - | - | - | - | - |"));
         assert!(md.contains("| cek | 1000 | 1100 | 1.100 | yes |"));
         assert!(md.contains("| cranelift | 1000 | 2000 | 2.000 | **NO** |"));
         assert!(md.contains("- tak [cranelift]: boom"));
@@ -643,6 +725,7 @@ mod tests {
         assert_eq!(j["closure_memory"]["cek"]["ok"], true);
         assert_eq!(j["closure_memory"]["cranelift"]["ok"], false);
         assert_eq!(j["closure_memory"]["cek"]["peak_rss_kb"]["1000000"], 1100);
+        assert_eq!(j["benchmarks"]["fib"]["native"]["median_s"], 0.25);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use sx::{Engine, EngineOptions, SxError};
 
+mod native;
 mod repl;
 
 #[derive(Parser)]
@@ -59,7 +60,21 @@ enum Cmd {
         /// Argument passed to `(run X)`, read as SX.
         #[arg(long)]
         arg: Option<String>,
+        /// Time the native Rust version of the benchmark named by FILE's
+        /// stem instead (fib, tak).
+        #[arg(long)]
+        native: bool,
         file: PathBuf,
+    },
+    /// Evaluate endless fresh code in this one process: ITEMS distinct
+    /// source strings, each defining a lambda and calling it CALLS times;
+    /// prints JSON with the mean time per item over the first and the last
+    /// 10%, peak RSS and the JIT statistics.
+    Soak {
+        #[arg(long, default_value_t = 200_000)]
+        items: usize,
+        #[arg(long, default_value_t = 5)]
+        calls: usize,
     },
 }
 
@@ -104,7 +119,21 @@ fn run(cli: &Cli, eng: &mut Engine) -> ExitCode {
     match &cli.cmd {
         Some(Cmd::Repl) => repl::run(eng, &cli.backend),
         Some(Cmd::Test { jsonl, files, .. }) => run_tests(cli, files, *jsonl),
+        Some(Cmd::Bench { iterations, warmup, native: true, file, .. }) => {
+            let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            match native::measure(&name, *iterations, *warmup) {
+                Some((times, result)) => {
+                    println!("{}", json!({"times": times, "result": result}));
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("sx bench: no native version of '{name}' (there are: fib, tak)");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(Cmd::Bench { iterations, warmup, arg, file, .. }) => bench(eng, file, *iterations, *warmup, arg.as_deref()),
+        Some(Cmd::Soak { items, calls }) => soak(eng, *items, *calls),
         None => match &cli.file {
             Some(f) => match eng.run_file(f) {
                 Ok(_) => ExitCode::SUCCESS,
@@ -215,7 +244,62 @@ fn bench(eng: &mut Engine, file: &std::path::Path, iterations: usize, warmup: us
             Err(e) => return report(eng, &e),
         }
     }
-    println!("{}", json!({"times": times, "result": last, "peak_rss_kb": peak_rss_kb()}));
+    let mut out = json!({"times": times, "result": last, "peak_rss_kb": peak_rss_kb()});
+    if let Some(lat) = eng.jit_compile_latencies_us() {
+        out["compile_us"] = json!(lat);
+    }
+    println!("{out}");
+    ExitCode::SUCCESS
+}
+
+/// `sx soak`: see [`Cmd::Soak`].
+fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
+    if items < 10 {
+        eprintln!("sx soak: --items must be at least 10");
+        return ExitCode::from(2);
+    }
+    let mut times = Vec::with_capacity(items);
+    let mut checksum: i64 = 0;
+    for i in 0..items {
+        // Distinct source text and distinct code every time; the lambda is
+        // anonymous in a `let`, then named, so both kinds are exercised.
+        let mut src = format!(
+            "(define soak-f (let ((k {i})) (fn (x) (let ((y (* x 3))) (if (> y {lim}) (+ y k) (- (* y 2) k {j}))))))",
+            lim = i % 17,
+            j = i % 5
+        );
+        for c in 0..calls {
+            src.push_str(&format!("(soak-f {c})"));
+        }
+        let t = Instant::now();
+        match eng.eval_str(&src, "<soak>") {
+            Ok(v) => {
+                times.push(t.elapsed().as_secs_f64());
+                checksum = checksum.wrapping_add(eng.inspect(v).parse::<i64>().unwrap_or(0));
+            }
+            Err(e) => return report(eng, &e),
+        }
+    }
+    let tenth = items / 10;
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let head = mean(&times[..tenth]);
+    let tail = mean(&times[items - tenth..]);
+    let mut jit = serde_json::Map::new();
+    for (k, v) in eng.jit_stats_fields() {
+        jit.insert(k.to_string(), json!(v));
+    }
+    let out = json!({
+        "items": items,
+        "calls": calls,
+        "head_mean_us": head * 1e6,
+        "tail_mean_us": tail * 1e6,
+        "tail_over_head": tail / head,
+        "total_s": times.iter().sum::<f64>(),
+        "peak_rss_kb": peak_rss_kb(),
+        "checksum": checksum,
+        "jit": jit,
+    });
+    println!("{out}");
     ExitCode::SUCCESS
 }
 

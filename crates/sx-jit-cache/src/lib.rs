@@ -65,8 +65,38 @@ use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
-use hashbrown::{HashMap, HashSet};
-use lru::LruCache;
+/// Code keys are small sequential integers: a multiplicative hash spreads
+/// them well and costs one multiplication (the cache is consulted on every
+/// call of compiled code made through the runtime).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Build = std::hash::BuildHasherDefault<KeyHasher>;
+type HashMap<K, V> = hashbrown::HashMap<K, V, Build>;
+type HashSet<K> = hashbrown::HashSet<K, Build>;
+type LruCache<K, V> = lru::LruCache<K, V, Build>;
+
+fn lru_bounded<K: std::hash::Hash + Eq, V>(cap: std::num::NonZeroUsize) -> LruCache<K, V> {
+    LruCache::with_hasher(cap, Build::default())
+}
+
+fn lru_unbounded<K: std::hash::Hash + Eq, V>() -> LruCache<K, V> {
+    LruCache::unbounded_with_hasher(Build::default())
+}
 use stats::human_bytes;
 
 /// What a backend produced for one lambda's code: the cache needs only its size.
@@ -297,12 +327,12 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
             threshold: config.threshold,
             budget: config.budget_bytes,
             exclusions: Exclusions::new(),
-            pins: HashSet::new(),
-            lru: LruCache::unbounded(),
-            pinned: HashMap::new(),
-            counters: LruCache::new(cap(config.counter_capacity)),
-            negative: LruCache::new(cap(config.negative_capacity)),
-            pending: LruCache::new(cap(config.pending_capacity)),
+            pins: HashSet::default(),
+            lru: lru_unbounded(),
+            pinned: HashMap::default(),
+            counters: lru_bounded(cap(config.counter_capacity)),
+            negative: lru_bounded(cap(config.negative_capacity)),
+            pending: lru_bounded(cap(config.pending_capacity)),
             code_bytes: 0,
             meta_bytes: 0,
             pinned_bytes: 0,
@@ -685,11 +715,11 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         let (counter_cap, negative_cap, pending_cap) =
             (self.counters.cap(), self.negative.cap(), self.pending.cap());
         let saved = SavedJit {
-            lru: std::mem::replace(&mut self.lru, LruCache::unbounded()),
+            lru: std::mem::replace(&mut self.lru, lru_unbounded()),
             pinned: std::mem::take(&mut self.pinned),
-            counters: std::mem::replace(&mut self.counters, LruCache::new(counter_cap)),
-            negative: std::mem::replace(&mut self.negative, LruCache::new(negative_cap)),
-            pending: std::mem::replace(&mut self.pending, LruCache::new(pending_cap)),
+            counters: std::mem::replace(&mut self.counters, lru_bounded(counter_cap)),
+            negative: std::mem::replace(&mut self.negative, lru_bounded(negative_cap)),
+            pending: std::mem::replace(&mut self.pending, lru_bounded(pending_cap)),
             counts: std::mem::take(&mut self.counts),
         };
         self.code_bytes = 0;
@@ -719,8 +749,8 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         self.negative = negative;
         self.pending = pending;
         self.counts = counts;
-        self.lru = LruCache::unbounded();
-        self.pinned = HashMap::new();
+        self.lru = lru_unbounded();
+        self.pinned = HashMap::default();
         self.code_bytes = 0;
         self.meta_bytes = 0;
         self.pinned_bytes = 0;
@@ -744,6 +774,23 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
             .peek(&key)
             .or_else(|| self.pinned.get(&key))
             .map(|e| Rc::clone(&e.artifact))
+    }
+
+    /// A call of `key` when it is compiled: counted as a hit (as `on_call`
+    /// would) and returned; `None` (nothing counted) when it is not.
+    pub fn call_compiled(&mut self, key: CodeKey) -> Option<Rc<A>> {
+        if self.threshold == 0 {
+            return None;
+        }
+        let generation = self.generation;
+        let entry = match self.lru.get_mut(&key) {
+            Some(e) => e,
+            None => self.pinned.get_mut(&key)?,
+        };
+        match Self::hit(entry, key, generation, &mut self.counts) {
+            CallDecision::Run(a) => Some(a),
+            _ => None,
+        }
     }
 
     /// Is `key` compiled (in the cache)?

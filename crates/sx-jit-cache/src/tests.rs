@@ -999,3 +999,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn call_compiled_counts_a_hit_only_for_compiled_keys() {
+    let (mut c, _clock) = cache(2, 1 << 20);
+    assert!(c.call_compiled(k(1)).is_none());
+    assert_eq!(c.stats().below_threshold, 0, "a miss is not counted");
+    assert_eq!(c.call_count(k(1)), 0);
+    compile(&mut c, 1, Some("f"), 100, 10);
+    let before = c.stats().hits;
+    assert_eq!(c.call_compiled(k(1)).map(|a| a.id), Some(1));
+    assert_eq!(c.stats().hits, before + 1);
+    c.set_threshold(0);
+    assert!(c.call_compiled(k(1)).is_none(), "threshold 0 runs nothing compiled");
+}
+
+#[test]
+fn the_key_hasher_spreads_sequential_keys() {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let build = std::hash::BuildHasherDefault::<KeyHasher>::default();
+    let hashes: std::collections::HashSet<u64> = (0..10_000u64)
+        .map(|i| {
+            let mut h = build.build_hasher();
+            CodeKey(i).hash(&mut h);
+            h.finish() >> 57
+        })
+        .collect();
+    assert_eq!(hashes.len(), 128, "the top 7 bits (hashbrown's control bytes) all occur");
+}

@@ -111,6 +111,25 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     Ok(())
 }
 
+/// The argument-vector entry `(ctx, captured_env, argv)` of a flat
+/// function: load the arguments and call the direct entry.
+pub(crate) fn build_argv_wrapper(func: &mut Function, fctx: &mut FunctionBuilderContext, direct: cranelift_codegen::ir::FuncRef, nparams: u16, target: TargetFrontendConfig) {
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let p = b.block_params(entry).to_vec();
+    let mut args = vec![p[0], p[1]];
+    for i in 0..nparams {
+        args.push(b.ins().load(I64, MemFlagsData::trusted(), p[2], i32::from(i) * 8));
+    }
+    let call = b.ins().call(direct, &args);
+    let r = b.inst_results(call)[0];
+    b.ins().return_(&[r]);
+    b.finalize(target);
+}
+
 /// The generic entry `(ctx, env)` of a flat function: unpack the bound
 /// environment and call the direct entry `direct`.
 pub(crate) fn build_wrapper(func: &mut Function, fctx: &mut FunctionBuilderContext, direct: cranelift_codegen::ir::FuncRef, nparams: u16, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) {

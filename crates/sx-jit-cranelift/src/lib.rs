@@ -15,7 +15,7 @@ use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::AbiParam;
 use cranelift_module::{default_libcall_names, FuncId, Module};
 use sx_ir::IrFunction;
-use sx_jit::{Backend, CompileError, CompiledCode, EntryFn};
+use sx_jit::{ArgvEntryFn, Backend, CompileError, CompiledCode, EntryFn};
 
 /// Bookkeeping a `JITModule` holds besides its code pages.
 const MODULE_OVERHEAD_BYTES: usize = 1024;
@@ -58,6 +58,7 @@ struct CraneliftCode {
     module: Option<JITModule>,
     entry: EntryFn,
     direct: Option<u64>,
+    argv: Option<ArgvEntryFn>,
     bytes: usize,
 }
 
@@ -70,6 +71,9 @@ impl CompiledCode for CraneliftCode {
     }
     fn direct_entry(&self) -> Option<u64> {
         self.direct
+    }
+    fn argv_entry(&self) -> Option<ArgvEntryFn> {
+        self.argv
     }
 }
 
@@ -99,7 +103,7 @@ impl Backend for CraneliftBackend {
         let r = self.define(&mut module, f);
         self.ctx.clear();
         match r {
-            Ok((entry_id, direct_id, size)) => {
+            Ok((entry_id, direct_id, argv_id, size)) => {
                 if let Err(e) = module.finalize_definitions() {
                     // SAFETY: nothing of this module has run or been handed out.
                     unsafe { module.free_memory() };
@@ -110,9 +114,12 @@ impl Backend for CraneliftBackend {
                 // (pointer, i64) -> i64 in the platform's C calling convention.
                 let entry: EntryFn = unsafe { std::mem::transmute::<*const u8, EntryFn>(addr) };
                 let direct = direct_id.map(|id| module.get_finalized_function(id) as u64);
+                // SAFETY: built with the signature of `ArgvEntryFn` (pointer,
+                // i64, pointer) -> i64 in the platform's C calling convention.
+                let argv = argv_id.map(|id| unsafe { std::mem::transmute::<*const u8, ArgvEntryFn>(module.get_finalized_function(id)) });
                 let page = 4096;
                 let bytes = size.div_ceil(page).max(1) * page + MODULE_OVERHEAD_BYTES;
-                Ok(Box::new(CraneliftCode { module: Some(module), entry, direct, bytes }))
+                Ok(Box::new(CraneliftCode { module: Some(module), entry, direct, argv, bytes }))
             }
             Err(e) => {
                 // SAFETY: nothing of this module has run or been handed out.
@@ -127,7 +134,8 @@ impl CraneliftBackend {
     /// Define `f`'s functions in `module`: the generic entry, and for a flat
     /// function its direct entry (which the generic one calls). Returns their
     /// ids and the code size.
-    fn define(&mut self, module: &mut JITModule, f: &IrFunction) -> Result<(FuncId, Option<FuncId>, usize), CompileError> {
+    #[allow(clippy::type_complexity)]
+    fn define(&mut self, module: &mut JITModule, f: &IrFunction) -> Result<(FuncId, Option<FuncId>, Option<FuncId>, usize), CompileError> {
         let ptr = module.target_config().pointer_type();
         let conv = module.isa().default_call_conv();
         let mut entry_sig = module.make_signature();
@@ -136,6 +144,7 @@ impl CraneliftBackend {
         entry_sig.returns.push(AbiParam::new(I64));
         let entry_id = module.declare_anonymous_function(&entry_sig).map_err(failed)?;
         let mut size = 0;
+        let mut argv_id = None;
         let direct_id = match f.meta.flat {
             Some(flat) => {
                 let sig = codegen::direct_signature(u32::from(flat.nparams));
@@ -147,6 +156,20 @@ impl CraneliftBackend {
                 module.define_function(id, &mut self.ctx).map_err(failed)?;
                 size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
                 self.dump_code(f);
+                // The argument-vector entry.
+                let mut argv_sig = module.make_signature();
+                argv_sig.params.push(AbiParam::new(ptr));
+                argv_sig.params.push(AbiParam::new(I64));
+                argv_sig.params.push(AbiParam::new(ptr));
+                argv_sig.returns.push(AbiParam::new(I64));
+                let aid = module.declare_anonymous_function(&argv_sig).map_err(failed)?;
+                self.ctx.clear();
+                self.ctx.func.signature = argv_sig;
+                let direct = module.declare_func_in_func(id, &mut self.ctx.func);
+                codegen::build_argv_wrapper(&mut self.ctx.func, &mut self.fctx, direct, flat.nparams, module.target_config());
+                module.define_function(aid, &mut self.ctx).map_err(failed)?;
+                size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                argv_id = Some(aid);
                 self.ctx.clear();
                 self.ctx.func.signature = entry_sig;
                 let direct = module.declare_func_in_func(id, &mut self.ctx.func);
@@ -164,7 +187,7 @@ impl CraneliftBackend {
         module.define_function(entry_id, &mut self.ctx).map_err(failed)?;
         size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
         self.dump_code(f);
-        Ok((entry_id, direct_id, size))
+        Ok((entry_id, direct_id, argv_id, size))
     }
 
     /// With `SX_JIT_DUMP` set, print each function's machine code to stderr.

@@ -30,6 +30,10 @@ use sx_ir::{FnMeta, IrFunction};
 /// The entry point of a compiled lambda.
 pub type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64) -> u64;
 
+/// The argument-vector entry of a flat function: `(ctx, captured_env,
+/// argv)` with `argv` pointing to its `nparams` arguments.
+pub type ArgvEntryFn = unsafe extern "C" fn(*mut JitCtx, u64, *const u64) -> u64;
+
 /// The context compiled code and the helpers share. Compiled code reads and
 /// writes the fields at the offsets of [`ctx_offsets`].
 #[repr(C)]
@@ -134,6 +138,11 @@ pub trait CompiledCode {
     fn direct_entry(&self) -> Option<u64> {
         None
     }
+    /// A flat function's argument-vector entry (for calls from the runtime:
+    /// no environment is built).
+    fn argv_entry(&self) -> Option<ArgvEntryFn> {
+        None
+    }
     /// Bytes of code memory this function holds (whole pages when the
     /// backend allocates per function).
     fn code_bytes(&self) -> usize;
@@ -167,6 +176,9 @@ impl Artifact {
     }
     pub fn direct_entry(&self) -> Option<u64> {
         self.code.direct_entry()
+    }
+    pub fn argv_entry(&self) -> Option<ArgvEntryFn> {
+        self.code.argv_entry()
     }
 }
 

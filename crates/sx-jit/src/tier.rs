@@ -18,6 +18,16 @@ const SHADOW_SLOTS: usize = 8 << 20;
 /// Native stack kept free for the interpreter and the runtime below the
 /// deepest compiled frame. Past it, calls continue in the interpreter.
 const STACK_MARGIN: usize = 1 << 20;
+/// When compiled code runs out of native stack it continues on a new
+/// segment of this size ...
+const STACK_SEGMENT: usize = 16 << 20;
+/// ... up to this many segments; beyond, calls continue in the interpreter
+/// (whose depth limit then applies).
+const MAX_STACK_SEGMENTS: u32 = 64;
+/// Entries of the tier's code → artifact link table (a power of two).
+const LINKS: usize = 1024;
+/// Every this many link lookups, go through the cache (LRU order, hits).
+const LINK_TOUCH: u64 = 64;
 /// Compile latencies kept for the report (the most recent ones).
 const LATENCY_SAMPLES: usize = 4096;
 
@@ -45,6 +55,15 @@ pub(crate) enum CallResult {
     Bail,
 }
 
+/// How compiled code is started.
+enum Start {
+    /// The generic entry with a bound environment.
+    Env(Value),
+    /// A flat function's argument-vector entry: captured environment and
+    /// arguments.
+    Args(Value, Vec<Value>),
+}
+
 /// The compiled tier of one machine.
 pub struct JitTier {
     cache: Rc<RefCell<Cache>>,
@@ -57,6 +76,11 @@ pub struct JitTier {
     counters: Cell<TierCounters>,
     latencies_us: RefCell<Vec<u32>>,
     latency_next: Cell<usize>,
+    /// Extra native stack segments in use.
+    segments: Cell<u32>,
+    /// Code id → artifact links (see [`JitTier::compiled`]).
+    links: RefCell<Vec<Option<(u64, std::rc::Weak<Artifact>)>>>,
+    link_uses: Cell<u64>,
 }
 
 impl JitTier {
@@ -85,6 +109,9 @@ impl JitTier {
             counters: Cell::new(TierCounters::default()),
             latencies_us: RefCell::new(Vec::new()),
             latency_next: Cell::new(0),
+            segments: Cell::new(0),
+            links: RefCell::new(vec![None; LINKS]),
+            link_uses: Cell::new(0),
         })
     }
 
@@ -130,10 +157,23 @@ impl JitTier {
 
     /// Is there room to run a function with `nslots` slots, on both stacks?
     pub(crate) fn room(&self, nslots: u32) -> bool {
-        if self.shadow_used() + nslots as usize + 1 > SHADOW_SLOTS {
-            return false;
+        self.shadow_room(nslots) && stack_ok()
+    }
+
+    fn shadow_room(&self, nslots: u32) -> bool {
+        self.shadow_used() + nslots as usize + 1 <= SHADOW_SLOTS
+    }
+
+    /// Run `f` on a new native stack segment, if one more is allowed.
+    fn on_new_segment<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        if self.segments.get() >= MAX_STACK_SEGMENTS {
+            return None;
         }
-        stack_ok()
+        self.segments.set(self.segments.get() + 1);
+        tracing::trace!(target: "sx_jit", event = "stack-segment", segments = self.segments.get());
+        let r = stacker::grow(STACK_SEGMENT, f);
+        self.segments.set(self.segments.get() - 1);
+        Some(r)
     }
 
     /// Count a call of `code` and return its compiled artifact, compiling it
@@ -148,18 +188,39 @@ impl JitTier {
         }
     }
 
-    /// The compiled artifact of `code` if it has one (counting the call as a
-    /// hit); `None` leaves counting to the interpreter's entry.
-    fn compiled(&self, code: &Rc<Code>) -> Option<Rc<Artifact>> {
-        let key = CodeKey(code.id);
-        let mut cache = self.cache.borrow_mut();
-        if !cache.is_compiled(key) {
-            return None;
+    /// The compiled artifact of `code` if it has one; `None` leaves counting
+    /// to the interpreter's entry. A small direct-mapped table of weak links
+    /// answers most calls without the cache; every `LINK_TOUCH`-th answer
+    /// still goes through the cache, which keeps its LRU order and hit count
+    /// (like direct calls of compiled code, the others are not counted there).
+    fn compiled(&self, code: &Code) -> Option<Rc<Artifact>> {
+        let slot = (code.id as usize) & (LINKS - 1);
+        let n = self.link_uses.get().wrapping_add(1);
+        self.link_uses.set(n);
+        if n % LINK_TOUCH != 0 {
+            let links = self.links.borrow();
+            if let Some((id, weak)) = &links[slot] {
+                if *id == code.id {
+                    if let Some(a) = weak.upgrade() {
+                        if self.cache.borrow().threshold() != 0 {
+                            return Some(a);
+                        }
+                    }
+                }
+            }
         }
-        match cache.on_call(key, code.name.as_deref()) {
-            CallDecision::Run(a) => Some(a),
-            _ => None,
-        }
+        let a = self.cache.borrow_mut().call_compiled(CodeKey(code.id))?;
+        self.links.borrow_mut()[slot] = Some((code.id, Rc::downgrade(&a)));
+        Some(a)
+    }
+
+    /// Enough native stack for a compiled call, while compiled code runs
+    /// (cheaper than [`stack_ok`]: compares with the limit of this run).
+    fn stack_ok_running(&self) -> bool {
+        let here = 0u8;
+        // SAFETY: a plain read of a field between calls of compiled code.
+        let limit = unsafe { (*self.ctx.get()).stack_limit };
+        (std::ptr::addr_of!(here) as u64) > limit
     }
 
     fn compile(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
@@ -207,8 +268,17 @@ impl JitTier {
     }
 
     /// Run compiled code once.
-    fn run_once(&self, m: &mut Machine, a: &Artifact, env: Value) -> u64 {
-        m.maybe_collect(&[env]);
+    fn run_once(&self, m: &mut Machine, a: &Artifact, start: &Start) -> u64 {
+        match start {
+            Start::Env(env) => m.maybe_collect(&[*env]),
+            Start::Args(parent, args) => {
+                if m.rt.heap.wants_collection() {
+                    let mut roots = args.clone();
+                    roots.push(*parent);
+                    m.maybe_collect(&roots);
+                }
+            }
+        }
         let ctx = self.ctx.get();
         // SAFETY: `ctx` is this tier's context; compiled code and helpers use
         // it only during this call, on this thread. The machine pointer is
@@ -219,22 +289,41 @@ impl JitTier {
         unsafe {
             (*ctx).machine = m as *mut Machine;
             (*ctx).tier = self as *const JitTier;
+            // This call may run on another stack segment than its caller.
+            let saved_limit = (*ctx).stack_limit;
             (*ctx).stack_limit = stack_limit();
             (*ctx).tail_budget = crate::TAIL_BUDGET;
             refresh_globals(ctx, m);
-            (a.entry())(ctx, env.0)
+            let r = match (start, a.argv_entry()) {
+                (Start::Args(parent, args), Some(f)) => f(ctx, parent.0, args.as_ptr() as *const u64),
+                (Start::Env(env), _) => (a.entry())(ctx, env.0),
+                // `start_for` only builds `Args` for code with the entry.
+                (Start::Args(..), None) => words::UNWIND,
+            };
+            (*ctx).stack_limit = saved_limit;
+            r
         }
+    }
+
+    /// How to start compiled code `a` for a call of closure `f` (code `lc`,
+    /// captured `parent`) with `args`: the argument vector for a flat
+    /// function of that arity, else a bound environment.
+    fn start_for(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Start, ()> {
+        if a.argv_entry().is_some() && a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == args.len()) {
+            return Ok(Start::Args(parent, args.to_vec()));
+        }
+        m.bind_lambda_args(lc, parent, f, args).map(Start::Env).map_err(|_| ())
     }
 
     /// Run `a` with `env`, performing the tail calls it returns. From the
     /// interpreter (`nested == false`) a tail call to interpreted code is
     /// handed to the interpreter; from compiled code it runs nested.
-    fn run(&self, m: &mut Machine, a: Rc<Artifact>, env: Value, nested: bool) -> JitOutcome {
+    fn run(&self, m: &mut Machine, a: Rc<Artifact>, start: Start, nested: bool) -> JitOutcome {
         let mut a = a;
-        let mut env = env;
+        let mut start = start;
         loop {
             self.count(|c| c.compiled_calls += 1);
-            let r = self.run_once(m, &a, env);
+            let r = self.run_once(m, &a, &start);
             if r == words::UNWIND {
                 return JitOutcome::Unwind;
             }
@@ -246,10 +335,10 @@ impl JitTier {
             if let Some((lc, parent)) = closure_code(m, f) {
                 if let Some(next) = self.compiled(&lc) {
                     if m.poll_interrupt().is_ok() && self.room(next.meta().nslots) {
-                        if let Ok(e) = m.bind_lambda_args(&lc, parent, f, &args) {
+                        if let Ok(s) = self.start_for(m, &next, &lc, parent, f, &args) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
-                            env = e;
+                            start = s;
                             continue;
                         }
                     }
@@ -287,14 +376,24 @@ impl JitTier {
         } else if let Some((lc, parent)) = closure_code(m, f) {
             self.count(|c| c.lambda_calls += 1);
             if let Some(a) = self.compiled(&lc) {
-                if m.poll_interrupt().is_err() || !self.room(a.meta().nslots) {
+                if m.poll_interrupt().is_err() || !self.shadow_room(a.meta().nslots) {
                     self.count(|c| c.stack_fallbacks += 1);
                     return self.outcome(m.jit_defer_call(f, args));
                 }
-                let env = match m.bind_lambda_args(&lc, parent, f, args) {
-                    Ok(e) => e,
-                    Err(_) => return CallResult::Bail,
+                let start = match self.start_for(m, &a, &lc, parent, f, args) {
+                    Ok(s) => s,
+                    Err(()) => return CallResult::Bail,
                 };
+                if !self.stack_ok_running() {
+                    // Deep recursion: continue on a new stack segment.
+                    return match self.on_new_segment(|| self.run(m, a, start, true)) {
+                        Some(o) => self.outcome(o),
+                        None => {
+                            self.count(|c| c.stack_fallbacks += 1);
+                            self.outcome(m.jit_defer_call(f, args))
+                        }
+                    };
+                }
                 if let (Some(ic), Some(entry)) = (ic, a.direct_entry()) {
                     if a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == args.len()) {
                         ic.closure.set(f.0);
@@ -303,7 +402,7 @@ impl JitTier {
                         ic.env.set(parent.0);
                     }
                 }
-                return self.outcome(self.run(m, a, env, true));
+                return self.outcome(self.run(m, a, start, true));
             }
             // Counted by the interpreter's entry.
             self.count(|c| c.lambda_calls -= 1);
@@ -402,7 +501,7 @@ impl Tier for JitTier {
             self.count(|c| c.lambda_calls -= 1);
             return m.jit_leave_run(code.clone(), env);
         }
-        Some(self.run(m, a, env, false))
+        Some(self.run(m, a, Start::Env(env), false))
     }
 
     fn trace(&self, t: &mut Tracer) {

@@ -352,6 +352,13 @@ impl Engine {
         Some((c.lambda_calls, c.compiled_calls))
     }
 
+    /// Compile latencies (microseconds) of the most recent compilations
+    /// (`None` without a compiling backend).
+    pub fn jit_compile_latencies_us(&self) -> Option<Vec<u32>> {
+        let st = self.jit.borrow();
+        Some(st.tier.as_ref()?.compile_latencies_us())
+    }
+
     /// The numeric fields of `jit-stats`, in section 8 order.
     pub fn jit_stats_fields(&self) -> Vec<(&'static str, u64)> {
         self.jit.borrow().cache.borrow().stats().numeric_fields().to_vec()
