@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Use this sx binary instead of building target/release/sx.
     #[arg(long, value_name = "PATH")]
     pub sx: Option<PathBuf>,
+    /// Items of the endless-fresh-code benchmark (`sx soak`) per compiling
+    /// tier and variant; 0 skips it.
+    #[arg(long, default_value_t = 200_000)]
+    pub soak_items: usize,
     /// Where to write bench.md and bench.json.
     #[arg(long, default_value = "bench-results")]
     pub out_dir: PathBuf,
@@ -226,6 +230,21 @@ pub struct BenchReport {
     pub warmup: u32,
     /// Native Rust versions, by benchmark.
     pub native: Vec<(String, Measurement)>,
+    /// `sx soak` results: (tier, calls per lambda, the JSON it printed or why not).
+    pub soak: Vec<(String, u32, Result<Value, String>)>,
+}
+
+/// The soak limits of the JIT issue.
+const SOAK_BUDGET: &str = "16777216";
+const SOAK_MAX_RSS_KB: u64 = 256 * 1024;
+const SOAK_MAX_TAIL_OVER_HEAD: f64 = 1.2;
+
+/// Does one soak result meet the limits? (`calls` 1: nothing may compile.)
+fn soak_ok(calls: u32, v: &Value) -> bool {
+    let rss = v["peak_rss_kb"].as_u64().unwrap_or(u64::MAX);
+    let ratio = v["tail_over_head"].as_f64().unwrap_or(f64::INFINITY);
+    let compiled = v["jit"]["compiled"].as_u64().unwrap_or(u64::MAX);
+    rss < SOAK_MAX_RSS_KB && ratio <= SOAK_MAX_TAIL_OVER_HEAD && (calls != 1 || compiled == 0)
 }
 
 impl BenchReport {
@@ -234,6 +253,10 @@ impl BenchReport {
             Ok((small, large)) => ratio(*small, *large).is_some_and(|r| r < MEMORY_MAX_RATIO),
             Err(_) => false,
         })
+    }
+
+    fn soak_ok(&self) -> bool {
+        self.soak.iter().all(|(_, calls, r)| r.as_ref().is_ok_and(|v| soak_ok(*calls, v)))
     }
 
     fn all_ran(&self) -> bool {
@@ -378,6 +401,40 @@ pub fn render_markdown(r: &BenchReport) -> String {
             }
         }
     }
+    if !r.soak.is_empty() {
+        let _ = writeln!(out, "\n## Endless fresh code: `sx soak`\n");
+        let _ = writeln!(
+            out,
+            "One process evaluates N distinct source strings, each defining a lambda and calling it \
+             `calls` times (default threshold 4: one call compiles nothing, five compile every lambda \
+             and the LRU churns), JIT budget {SOAK_BUDGET} bytes. Limits: peak RSS under {} MiB, mean time \
+             per item over the last 10% at most {SOAK_MAX_TAIL_OVER_HEAD}x the first 10%.\n",
+            SOAK_MAX_RSS_KB / 1024
+        );
+        let _ = writeln!(out, "| tier | calls | items | compiled | evictions | first 10% (us/item) | last 10% (us/item) | last/first | peak RSS (MiB) | ok |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for (tier, calls, res) in &r.soak {
+            match res {
+                Ok(v) => {
+                    let _ = writeln!(
+                        out,
+                        "| {tier} | {calls} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.1} | {} |",
+                        v["items"],
+                        v["jit"]["compiled"],
+                        v["jit"]["evictions"],
+                        v["head_mean_us"].as_f64().unwrap_or(0.0),
+                        v["tail_mean_us"].as_f64().unwrap_or(0.0),
+                        v["tail_over_head"].as_f64().unwrap_or(0.0),
+                        v["peak_rss_kb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+                        if soak_ok(*calls, v) { "yes" } else { "**NO**" }
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "| {tier} | {calls} | error | - | - | - | - | - | - | **NO** ({e}) |");
+                }
+            }
+        }
+    }
     let errors: Vec<String> = r
         .rows
         .iter()
@@ -463,6 +520,10 @@ pub fn render_json(r: &BenchReport) -> Value {
         "python": r.python,
         "benchmarks": benches,
         "closure_memory": memory,
+        "soak": r.soak.iter().map(|(t, calls, res)| match res {
+            Ok(v) => json!({"tier": t, "calls": calls, "result": v, "ok": soak_ok(*calls, v)}),
+            Err(e) => json!({"tier": t, "calls": calls, "error": e, "ok": false}),
+        }).collect::<Vec<_>>(),
         "notes": r.notes,
     })
 }
@@ -615,6 +676,34 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
         }
     }
 
+    if args.soak_items > 0 {
+        for t in tiers.iter().filter(|t| *t != "cek") {
+            for calls in [1u32, 5] {
+                let mut cmd = Command::new(&sx);
+                cmd.current_dir(root())
+                    .args(["soak", "--backend", t, "--jit-budget", SOAK_BUDGET, "--items"])
+                    .arg(args.soak_items.to_string())
+                    .arg("--calls")
+                    .arg(calls.to_string());
+                let shown = display(&cmd);
+                eprintln!("$ {shown}");
+                let r = output_with_timeout(&mut cmd, Duration::from_secs(args.timeout))
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|out| {
+                        let text = String::from_utf8_lossy(&out.stdout);
+                        if !out.status.success() {
+                            return Err(format!("`{shown}` failed ({})", out.status));
+                        }
+                        text.lines()
+                            .rev()
+                            .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+                            .ok_or_else(|| format!("`{shown}` printed no JSON"))
+                    });
+                report.soak.push((t.clone(), calls, r));
+            }
+        }
+    }
+
     let md = render_markdown(&report);
     println!("\n{md}");
     let out_dir = if args.out_dir.is_absolute() {
@@ -633,6 +722,10 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     let mut ok = true;
     if !report.all_ran() {
         eprintln!("bench: some SX benchmarks failed (see Notes)");
+        ok = false;
+    }
+    if !report.soak_ok() {
+        eprintln!("bench: the soak benchmark exceeded its limits (see the table)");
         ok = false;
     }
     if !report.memory_ok() {
@@ -705,6 +798,10 @@ mod tests {
             iterations: 3,
             warmup: 1,
             native: vec![("fib".into(), m(&[0.25], "832040"))],
+            soak: vec![
+                ("cranelift".into(), 1, Ok(json!({"items": 100, "head_mean_us": 10.0, "tail_mean_us": 11.0, "tail_over_head": 1.1, "peak_rss_kb": 1000, "jit": {"compiled": 0, "evictions": 0}}))),
+                ("cranelift".into(), 5, Ok(json!({"items": 100, "head_mean_us": 10.0, "tail_mean_us": 13.0, "tail_over_head": 1.3, "peak_rss_kb": 1000, "jit": {"compiled": 100, "evictions": 90}}))),
+            ],
         };
         let md = render_markdown(&report);
         assert!(md.contains(
@@ -726,6 +823,10 @@ mod tests {
         assert_eq!(j["closure_memory"]["cranelift"]["ok"], false);
         assert_eq!(j["closure_memory"]["cek"]["peak_rss_kb"]["1000000"], 1100);
         assert_eq!(j["benchmarks"]["fib"]["native"]["median_s"], 0.25);
+        assert!(md.contains("| cranelift | 1 | 100 | 0 | 0 | 10.0 | 11.0 | 1.10 | 1.0 | yes |"), "{md}");
+        assert!(md.contains("| cranelift | 5 | 100 | 100 | 90 | 10.0 | 13.0 | 1.30 | 1.0 | **NO** |"));
+        assert!(!report.soak_ok());
+        assert_eq!(j["soak"][0]["ok"], true);
     }
 
     #[test]

@@ -89,6 +89,15 @@ fn engine(cli: &Cli) -> Result<Engine, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `SX_LOG=sx_jit=debug` (any tracing filter) logs compiles, declines,
+    // evictions, resets and deoptimisations to stderr.
+    if let Ok(filter) = std::env::var("SX_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let mut eng = match engine(&cli) {
         Ok(e) => e,
         Err(m) => {
@@ -284,6 +293,7 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
     let head = mean(&times[..tenth]);
     let tail = mean(&times[items - tenth..]);
+    let deciles: Vec<f64> = times.chunks(tenth).take(10).map(|c| mean(c) * 1e6).collect();
     let mut jit = serde_json::Map::new();
     for (k, v) in eng.jit_stats_fields() {
         jit.insert(k.to_string(), json!(v));
@@ -294,6 +304,7 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
         "head_mean_us": head * 1e6,
         "tail_mean_us": tail * 1e6,
         "tail_over_head": tail / head,
+        "decile_mean_us": deciles,
         "total_s": times.iter().sum::<f64>(),
         "peak_rss_kb": peak_rss_kb(),
         "checksum": checksum,

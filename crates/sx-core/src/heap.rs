@@ -296,6 +296,10 @@ pub struct Heap {
     next_gc: usize,
     roots: RootTable,
     pub stats: GcStats,
+    /// The previous collection's tracer buffers, reused (a long-running
+    /// process collects often; fresh large buffers each time fragment the
+    /// allocator).
+    spare: Option<Tracer>,
 }
 
 const NO_FREE: u32 = u32::MAX;
@@ -318,6 +322,7 @@ impl Heap {
             next_gc: MIN_GC_INTERVAL,
             roots: RootTable::default(),
             stats: GcStats::default(),
+            spare: None,
         }
     }
 
@@ -441,7 +446,16 @@ impl Heap {
         for id in released {
             self.roots.sets.remove(&id);
         }
-        let mut tracer = Tracer { stack: Vec::new(), marks: vec![0; self.objs.len().div_ceil(64)], traced_bufs: hashbrown::HashMap::new() };
+        let mut tracer = match self.spare.take() {
+            Some(mut t) => {
+                t.stack.clear();
+                t.traced_bufs.clear();
+                t.marks.clear();
+                t.marks.resize(self.objs.len().div_ceil(64), 0);
+                t
+            }
+            None => Tracer { stack: Vec::new(), marks: vec![0; self.objs.len().div_ceil(64)], traced_bufs: hashbrown::HashMap::new() },
+        };
         roots.trace_roots(&mut tracer);
         for set in self.roots.sets.values() {
             tracer.mark_all(set);
@@ -478,6 +492,7 @@ impl Heap {
                 freed += 1;
             }
         }
+        self.spare = Some(tracer);
         // Trim trailing free slots so the arena can shrink after a burst.
         self.rebuild_free_list_if_trailing();
         let live = self.live_objects();

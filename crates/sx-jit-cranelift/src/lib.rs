@@ -43,6 +43,10 @@ impl CraneliftBackend {
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
         // Native tail calls between direct entries need frame pointers.
         flags.set("preserve_frame_pointers", "true").map_err(|e| e.to_string())?;
+        // `SX_JIT_REGALLOC=single_pass` trades code quality for compile time.
+        if let Ok(alg) = std::env::var("SX_JIT_REGALLOC") {
+            flags.set("regalloc_algorithm", &alg).map_err(|e| format!("SX_JIT_REGALLOC: {e}"))?;
+        }
         // The IR verifier costs compile time; keep it for debug builds.
         flags.set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" }).map_err(|e| e.to_string())?;
         let isa = cranelift_native::builder()

@@ -163,6 +163,7 @@ unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, sit
         })
         .collect();
     let inner = frames.last().map_or_else(|| env_of(0), |f| f.env);
+    tracing::trace!(target: "sx_jit", event = "deopt", function = meta.code.name.as_deref().unwrap_or("<lambda>"), frames = frames.len());
     m.jit_push_frames(frames);
     inner
 }
