@@ -17,7 +17,7 @@
 //! Each key has a call counter. With threshold `n` the `n`-th call answers `Compile` (`1`: the
 //! first call; `0`: never, and every call is interpreted, compiled entries included — they stay
 //! cached and run again once the threshold is non-zero). Counters live in a bounded LRU
-//! ([`JitConfig::counter_capacity`], 64k by default): under endless fresh code (a REPL, `eval`
+//! ([`JitConfig::counter_capacity`], 8192 by default: a lambda that is not called again while 8192 other lambdas are is not hot, and more live counters only fragment the allocator): under endless fresh code (a REPL, `eval`
 //! in a loop, generated lambdas) the counters of keys that never get hot are forgotten, and a
 //! forgotten key simply starts counting again. The negative cache and the table of pending
 //! compilations are bounded LRUs too, so the cache's memory is bounded whatever the input,
@@ -170,9 +170,9 @@ pub const DEFAULT_THRESHOLD: u32 = 4;
 /// Default byte budget: 64 MiB of code and metadata.
 pub const DEFAULT_BUDGET_BYTES: usize = 64 << 20;
 /// Default number of call counters kept for keys below the threshold.
-pub const DEFAULT_COUNTER_CAPACITY: usize = 1 << 16;
+pub const DEFAULT_COUNTER_CAPACITY: usize = 1 << 13;
 /// Default number of keys remembered in the negative cache.
-pub const DEFAULT_NEGATIVE_CAPACITY: usize = 1 << 16;
+pub const DEFAULT_NEGATIVE_CAPACITY: usize = 1 << 13;
 /// Default number of compile requests awaiting `insert`/`declined`.
 pub const DEFAULT_PENDING_CAPACITY: usize = 1 << 10;
 
