@@ -1690,11 +1690,6 @@ impl Machine {
         self.entries.len()
     }
 
-    /// Raise `Interrupted` if an interrupt was requested (for compiled code).
-    pub fn poll_interrupt(&self) -> Result<()> {
-        self.check_interrupt()
-    }
-
     /// Compiled code failed at node `node` of `code` with `e`: raise it there
     /// (its location is the node's) once the pending frames are rebuilt.
     pub fn jit_fail(&mut self, code: &Code, node: NodeId, e: Error) -> JitOutcome {

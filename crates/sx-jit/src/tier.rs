@@ -334,7 +334,7 @@ impl JitTier {
             let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
             if let Some((lc, parent)) = closure_code(m, f) {
                 if let Some(next) = self.compiled(&lc) {
-                    if m.poll_interrupt().is_ok() && self.room(next.meta().nslots) {
+                    if !m.interrupt.load(std::sync::atomic::Ordering::Relaxed) && self.room(next.meta().nslots) {
                         if let Ok(s) = self.start_for(m, &next, &lc, parent, f, &args) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
@@ -376,7 +376,7 @@ impl JitTier {
         } else if let Some((lc, parent)) = closure_code(m, f) {
             self.count(|c| c.lambda_calls += 1);
             if let Some(a) = self.compiled(&lc) {
-                if m.poll_interrupt().is_err() || !self.shadow_room(a.meta().nslots) {
+                if m.interrupt.load(std::sync::atomic::Ordering::Relaxed) || !self.shadow_room(a.meta().nslots) {
                     self.count(|c| c.stack_fallbacks += 1);
                     return self.outcome(m.jit_defer_call(f, args));
                 }

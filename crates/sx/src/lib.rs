@@ -174,10 +174,18 @@ impl Engine {
         Ok(Engine::build(opts, generator))
     }
 
+    /// An engine whose compiled tier uses `generator`, a code generator of
+    /// the embedder's own (any [`sx_jit::Backend`]); `opts.backend` only
+    /// names it in reports.
+    pub fn with_code_generator(opts: EngineOptions, generator: Box<dyn sx_jit::Backend>) -> Engine {
+        Engine::build(opts, Some(generator))
+    }
+
     fn build(opts: EngineOptions, generator: Option<Box<dyn sx_jit::Backend>>) -> Engine {
         let mut m = Machine::new();
         m.max_depth = opts.max_depth;
-        let mut e = Engine { m, jit: jit::new_state(opts.backend.name()), sources: std::collections::VecDeque::new() };
+        let backend_name = generator.as_ref().map_or(opts.backend.name(), |g| g.name());
+        let mut e = Engine { m, jit: jit::new_state(backend_name), sources: std::collections::VecDeque::new() };
         let shared = e.jit.clone();
         jit::install(&mut e, &shared);
         if let Some(generator) = generator {

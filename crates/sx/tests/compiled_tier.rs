@@ -1,0 +1,126 @@
+//! The compiled tier through the embedding API: a code generator of the
+//! embedder's own, one that fails, and the Cranelift backend (feature
+//! `cranelift`).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use sx::{Engine, EngineOptions};
+use sx_jit::{Backend, CompileError, CompiledCode};
+
+/// Declines every function.
+struct Declines;
+impl Backend for Declines {
+    fn name(&self) -> &'static str {
+        "declines"
+    }
+    fn compile(&mut self, _f: &sx_ir::IrFunction) -> Result<Box<dyn CompiledCode>, CompileError> {
+        Err(CompileError::Unsupported("this backend compiles nothing".into()))
+    }
+}
+
+/// Fails as a backend does when code memory cannot be allocated.
+struct NoCodeMemory;
+impl Backend for NoCodeMemory {
+    fn name(&self) -> &'static str {
+        "no-code-memory"
+    }
+    fn compile(&mut self, _f: &sx_ir::IrFunction) -> Result<Box<dyn CompiledCode>, CompileError> {
+        Err(CompileError::Failed("mmap: cannot allocate memory".into()))
+    }
+}
+
+fn stat(e: &mut Engine, key: &str) -> String {
+    e.eval_to_string(&format!("(get (jit-stats) :{key})")).expect("jit-stats")
+}
+
+const FIB: &str = "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))";
+
+#[test]
+fn a_declining_backend_leaves_code_interpreted_and_is_not_asked_again() {
+    let opts = EngineOptions { jit_threshold: Some(1), ..EngineOptions::default() };
+    let mut e = Engine::with_code_generator(opts, Box::new(Declines));
+    e.eval_str(FIB, "t.sx").expect("define");
+    assert_eq!(e.eval_to_string("(fib 15)").expect("runs"), "610");
+    assert_eq!(e.eval_to_string("(fib 15)").expect("runs again"), "610");
+    assert_eq!(stat(&mut e, "backend"), "\"declines\"");
+    assert_eq!(stat(&mut e, "compiled"), "0");
+    // One decline per lambda code, not one per call.
+    assert_eq!(stat(&mut e, "compile-failed"), "1");
+}
+
+#[test]
+fn when_code_memory_cannot_be_allocated_the_interpreter_runs_the_program() {
+    let opts = EngineOptions { jit_threshold: Some(1), ..EngineOptions::default() };
+    let mut e = Engine::with_code_generator(opts, Box::new(NoCodeMemory));
+    e.eval_str(FIB, "t.sx").expect("define");
+    assert_eq!(e.eval_to_string("(fib 20)").expect("runs"), "6765");
+    assert_eq!(stat(&mut e, "compiled"), "0");
+    assert!(e.jit_report().contains("no-code-memory"));
+}
+
+#[cfg(feature = "cranelift")]
+mod cranelift {
+    use super::*;
+
+    fn engine(threshold: u32) -> Engine {
+        let opts = EngineOptions { backend: sx::Backend::Cranelift, jit_threshold: Some(threshold), ..EngineOptions::default() };
+        Engine::with_options(opts).expect("cranelift is compiled in")
+    }
+
+    #[test]
+    fn hot_code_is_compiled_and_computes_what_the_interpreter_does() {
+        let mut e = engine(1);
+        e.eval_str(FIB, "t.sx").expect("define");
+        assert_eq!(e.eval_to_string("(fib 22)").expect("runs"), "17711");
+        assert_eq!(e.eval_to_string("(jit-compiled? fib)").expect("asks"), "true");
+        let (calls, compiled) = e.jit_call_coverage().expect("a tier is installed");
+        assert!(calls > 10_000 && compiled * 100 >= calls * 99, "{compiled} of {calls}");
+    }
+
+    #[test]
+    fn a_million_deep_recursion_runs_compiled() {
+        let mut e = engine(1);
+        e.eval_str("(define (depth n) (if (= n 0) 0 (+ 1 (depth (- n 1)))))", "t.sx").expect("define");
+        assert_eq!(e.eval_to_string("(depth 1000000)").expect("deep"), "1000000");
+    }
+
+    #[test]
+    fn runaway_recursion_is_a_catchable_error() {
+        let mut e = engine(1);
+        e.eval_str("(define (runaway n) (+ 1 (runaway (+ n 1))))", "t.sx").expect("define");
+        let r = e.eval_to_string("(get (try-call (fn () (runaway 0))) :error)").expect("caught");
+        assert_eq!(r, "\"Maximum recursion depth exceeded\"");
+        assert_eq!(e.eval_to_string("(+ 1 2)").expect("still usable"), "3");
+    }
+
+    #[test]
+    fn a_compiled_endless_loop_is_interrupted() {
+        let mut e = engine(1);
+        let flag = e.interrupt_handle();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        e.eval_str("(define (spin i) (spin (+ i 1)))", "t.sx").expect("define");
+        let r = e.eval_str("(spin 0)", "t.sx");
+        t.join().expect("timer");
+        assert_eq!(r.expect_err("interrupted").message(), "Interrupted");
+        assert_eq!(e.eval_to_string("(jit-compiled? spin)").expect("asks"), "true");
+    }
+
+    #[test]
+    fn errors_in_compiled_code_have_the_interpreters_location() {
+        let src = "(define (f x)\n  (+ x 1))\n(f 1)\n(f \"one\")";
+        let cek = Engine::new().eval_str(src, "loc.sx").expect_err("fails").to_string();
+        let jit = engine(1).eval_str(src, "loc.sx").expect_err("fails").to_string();
+        assert_eq!(jit, cek);
+        assert!(cek.starts_with("loc.sx:2:3:"), "{cek}");
+    }
+
+    #[test]
+    fn an_unknown_feature_backend_names_its_feature() {
+        let opts = EngineOptions { backend: sx::Backend::Llvm, ..EngineOptions::default() };
+        let err = Engine::with_options(opts).err().expect("llvm is not compiled in").to_string();
+        assert!(err.contains("--features llvm"), "{err}");
+    }
+}
