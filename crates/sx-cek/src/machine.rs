@@ -123,6 +123,15 @@ pub struct PendingFrame {
     pub vals: Vec<Value>,
 }
 
+/// One pending frame of a deoptimised activation (see [`PendingFrame`]).
+struct DeoptFrame {
+    code: Rc<Code>,
+    env: Value,
+    node: NodeId,
+    i: u32,
+    vals: (u32, u32),
+}
+
 /// The state gathered while compiled activations unwind.
 #[derive(Default)]
 pub(crate) struct DeoptState {
@@ -131,8 +140,13 @@ pub(crate) struct DeoptState {
     nested: Vec<Entry>,
     nested_vals: Vec<Value>,
     resume: Option<ResumePoint>,
-    /// Pending frames of each compiled activation, innermost activation first.
-    activations: Vec<Vec<PendingFrame>>,
+    /// Pending frames of the compiled activations: `frames[activations[k]..]`
+    /// up to the next start belong to activation `k`; activations are added
+    /// innermost first, each one's frames outermost first. Values of frame
+    /// `f` are `frame_vals[f.vals.0 .. f.vals.0 + f.vals.1]`.
+    frames: Vec<DeoptFrame>,
+    frame_vals: Vec<Value>,
+    activations: Vec<usize>,
     /// The run that asked for this deoptimisation must end first (see
     /// [`Machine::jit_leave_run`]).
     leave_run: bool,
@@ -144,12 +158,10 @@ impl DeoptState {
             e.frame.trace(t);
         }
         t.mark_all(&self.nested_vals);
-        for a in &self.activations {
-            for f in a {
-                t.mark(f.env);
-                t.mark_all(&f.vals);
-            }
+        for f in &self.frames {
+            t.mark(f.env);
         }
+        t.mark_all(&self.frame_vals);
         match &self.resume {
             Some(ResumePoint::Eval { env, .. }) => t.mark(*env),
             Some(ResumePoint::Apply { f, args }) => {
@@ -1712,8 +1724,26 @@ impl Machine {
     /// Called by a compiled activation that is unwinding: the CEK frames it
     /// stands for, outermost first.
     pub fn jit_push_frames(&mut self, frames: Vec<PendingFrame>) {
+        self.jit_begin_activation();
+        for f in frames {
+            self.jit_push_frame(f.code, f.env, f.node, f.i, &f.vals);
+        }
+    }
+
+    /// Start the frames of one more (outer) compiled activation; then call
+    /// [`Machine::jit_push_frame`] for each, outermost first. (The same as
+    /// [`Machine::jit_push_frames`] without building vectors.)
+    pub fn jit_begin_activation(&mut self) {
         let st = self.deopt.get_or_insert_with(DeoptState::default);
-        st.activations.push(frames);
+        st.activations.push(st.frames.len());
+    }
+
+    /// One pending CEK frame of the activation begun last.
+    pub fn jit_push_frame(&mut self, code: Rc<Code>, env: Value, node: NodeId, i: u32, vals: &[Value]) {
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        let start = st.frame_vals.len() as u32;
+        st.frame_vals.extend_from_slice(vals);
+        st.frames.push(DeoptFrame { code, env, node, i, vals: (start, vals.len() as u32) });
     }
 
 
@@ -1724,11 +1754,14 @@ impl Machine {
         let Some(st) = self.deopt.take() else {
             return Ctl::Raise(self.rt.str("internal: deoptimisation without state"), false);
         };
-        for activation in st.activations.into_iter().rev() {
-            for f in activation {
+        // Outermost activation first; each one's frames are stored outermost first.
+        for (k, &start) in st.activations.iter().enumerate().rev() {
+            let end = st.activations.get(k + 1).copied().unwrap_or(st.frames.len());
+            for f in &st.frames[start..end] {
                 let vbase = self.vals.len() as u32;
-                self.vals.extend_from_slice(&f.vals);
-                self.entries.push(Entry { frame: Frame::Node { code: f.code, env: f.env, node: f.node, i: f.i }, vbase });
+                let (a, n) = (f.vals.0 as usize, f.vals.1 as usize);
+                self.vals.extend_from_slice(&st.frame_vals[a..a + n]);
+                self.entries.push(Entry { frame: Frame::Node { code: f.code.clone(), env: f.env, node: f.node, i: f.i }, vbase });
             }
         }
         self.reinstate(st.nested, &st.nested_vals);

@@ -144,6 +144,7 @@ pub fn run_suite(opts: &RunOptions, files: &[TestFile]) -> RunReport {
     bar.finish_and_clear();
 
     let mut builders: Vec<TierBuilder> = opts.tiers.iter().map(|_| TierBuilder::new()).collect();
+    let mut seconds: Vec<f64> = vec![0.0; opts.tiers.len()];
     for (job, out) in jobs.iter().zip(outcomes) {
         // Every job sends exactly one outcome (a worker panic would have
         // propagated out of the scope above); this is only defensive.
@@ -163,6 +164,7 @@ pub fn run_suite(opts: &RunOptions, files: &[TestFile]) -> RunReport {
             warnings: Vec::new(),
             elapsed: Duration::ZERO,
         });
+        seconds[job.tier] += out.elapsed.as_secs_f64();
         builders[job.tier].add_batch(&out);
     }
     RunReport {
@@ -170,9 +172,11 @@ pub fn run_suite(opts: &RunOptions, files: &[TestFile]) -> RunReport {
             .tiers
             .iter()
             .zip(builders)
-            .map(|(t, b)| TierReport {
+            .zip(seconds)
+            .map(|((t, b), secs)| TierReport {
                 name: t.name.clone(),
                 data: b.finish(),
+                batch_seconds: secs,
             })
             .collect(),
     }

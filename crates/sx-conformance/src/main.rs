@@ -259,6 +259,18 @@ fn run(args: RunArgs) -> Result<bool> {
         report.to_json().write(path)?;
         println!("JSON report written to {}", path.display());
     }
+    if report.tiers.len() > 1 {
+        let base = report.tiers[0].batch_seconds;
+        let shown: Vec<String> = report
+            .tiers
+            .iter()
+            .map(|t| {
+                let ratio = if base > 0.0 { format!(" ({:.2}x)", t.batch_seconds / base) } else { String::new() };
+                format!("{} {:.1}s{ratio}", t.name, t.batch_seconds)
+            })
+            .collect();
+        println!("time per tier (sum of batch wall times): {}", shown.join(", "));
+    }
     println!("finished in {:.1}s", started.elapsed().as_secs_f64());
     println!(
         "conformance: {} passed, {} failed",

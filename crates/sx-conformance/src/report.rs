@@ -95,6 +95,8 @@ impl ReportJson {
 pub struct TierReport {
     pub name: String,
     pub data: TierJson,
+    /// Sum of the wall-clock times of the tier's batches, in seconds.
+    pub batch_seconds: f64,
 }
 
 /// All tiers of a run, in the order given on the command line.
@@ -495,10 +497,12 @@ mod tests {
             TierReport {
                 name: "cek".into(),
                 data: cek,
+                batch_seconds: 0.0,
             },
             TierReport {
                 name: "cranelift".into(),
                 data: jit,
+                batch_seconds: 0.0,
             },
         ]
     }

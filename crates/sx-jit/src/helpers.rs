@@ -15,7 +15,7 @@
 use crate::tier::{refresh_globals, CallResult, JitTier};
 use crate::{words, JitCtx};
 use sx_cek::code::NodeId;
-use sx_cek::machine::{JitOutcome, PendingFrame};
+use sx_cek::machine::JitOutcome;
 use sx_cek::Machine;
 use sx_core::heap::{Closure, Obj};
 use sx_core::Value;
@@ -150,21 +150,16 @@ unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, sit
     // SAFETY: the site's slots are within the frame (guaranteed by the caller).
     let env_of = |slot_: u32| flat_env.unwrap_or_else(|| unsafe { slot(fp, u64::from(slot_)) });
     let Some(s) = meta.sites.get(site as usize) else { return env_of(0) };
-    let frames: Vec<PendingFrame> = s
-        .frames
-        .iter()
-        .map(|f| PendingFrame {
-            code: meta.code.clone(),
-            env: env_of(f.env),
-            node: f.node,
-            i: f.i,
-            // SAFETY: as above.
-            vals: (0..f.nvals).map(|k| unsafe { slot(fp, u64::from(f.vals + k)) }).collect(),
-        })
-        .collect();
-    let inner = frames.last().map_or_else(|| env_of(0), |f| f.env);
-    tracing::trace!(target: "sx_jit", event = "deopt", function = meta.code.name.as_deref().unwrap_or("<lambda>"), frames = frames.len());
-    m.jit_push_frames(frames);
+    tracing::trace!(target: "sx_jit", event = "deopt", function = meta.code.name.as_deref().unwrap_or("<lambda>"), frames = s.frames.len());
+    m.jit_begin_activation();
+    let mut inner = env_of(0);
+    for f in &s.frames {
+        let env = env_of(f.env);
+        // SAFETY: the site's slots are within the frame (guaranteed by the caller).
+        let vals = unsafe { std::slice::from_raw_parts((fp as *const Value).add(f.vals as usize), f.nvals as usize) };
+        m.jit_push_frame(meta.code.clone(), env, f.node, f.i, vals);
+        inner = env;
+    }
     inner
 }
 

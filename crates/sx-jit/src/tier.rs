@@ -13,8 +13,9 @@ use sx_core::heap::{Obj, Tracer};
 use sx_core::Value;
 use sx_jit_cache::{CallDecision, CodeKey};
 
-/// Shadow-stack slots (8 bytes each; pages are only touched when used).
-const SHADOW_SLOTS: usize = 8 << 20;
+/// Shadow-stack slots (8 bytes each: 512 MiB of address space, allocated
+/// zeroed, so pages are only committed when deep recursion touches them).
+const SHADOW_SLOTS: usize = 64 << 20;
 /// Native stack kept free for the interpreter and the runtime below the
 /// deepest compiled frame. Past it, calls continue in the interpreter.
 const STACK_MARGIN: usize = 1 << 20;
@@ -23,7 +24,7 @@ const STACK_MARGIN: usize = 1 << 20;
 const STACK_SEGMENT: usize = 16 << 20;
 /// ... up to this many segments; beyond, calls continue in the interpreter
 /// (whose depth limit then applies).
-const MAX_STACK_SEGMENTS: u32 = 64;
+const MAX_STACK_SEGMENTS: u32 = 10;
 /// Entries of the tier's code → artifact link table (a power of two).
 const LINKS: usize = 1024;
 /// Every this many link lookups, go through the cache (LRU order, hits).
@@ -69,8 +70,9 @@ pub struct JitTier {
     cache: Rc<RefCell<Cache>>,
     backend: RefCell<Box<dyn Backend>>,
     ctx: Box<UnsafeCell<JitCtx>>,
-    /// The shadow stack; compiled code writes it through `ctx.sp`.
-    shadow: Box<[UnsafeCell<u64>]>,
+    /// The shadow stack. Compiled code writes it through `ctx.sp`; Rust only
+    /// reads it through raw pointers, between calls of compiled code.
+    shadow: Box<[u64]>,
     /// The pending tail call (callee, then arguments).
     tail: RefCell<Vec<Value>>,
     counters: Cell<TierCounters>,
@@ -78,6 +80,11 @@ pub struct JitTier {
     latency_next: Cell<usize>,
     /// Extra native stack segments in use.
     segments: Cell<u32>,
+    /// After compiled recursion used every stack segment: the interpreter's
+    /// depth at that point. Deeper than this, no new segment is taken (a
+    /// runaway recursion then meets the depth limit in the interpreter soon
+    /// instead of filling the native stack again and again).
+    deep_floor: Cell<usize>,
     /// Code id → artifact links (see [`JitTier::compiled`]).
     links: RefCell<Vec<Option<(u64, std::rc::Weak<Artifact>)>>>,
     link_uses: Cell<u64>,
@@ -85,8 +92,8 @@ pub struct JitTier {
 
 impl JitTier {
     pub fn new(backend: Box<dyn Backend>, cache: Rc<RefCell<Cache>>) -> Rc<JitTier> {
-        let shadow: Box<[UnsafeCell<u64>]> = (0..SHADOW_SLOTS).map(|_| UnsafeCell::new(0)).collect();
-        let base = shadow.as_ptr() as *mut u64;
+        let mut shadow: Box<[u64]> = vec![0u64; SHADOW_SLOTS].into_boxed_slice();
+        let base = shadow.as_mut_ptr();
         // SAFETY: the soft end stays inside the allocation.
         let soft_end = unsafe { base.add(SHADOW_SLOTS - sx_ir::lower::MAX_FLAT_SLOTS as usize - 1) };
         let ctx = JitCtx {
@@ -110,6 +117,7 @@ impl JitTier {
             latencies_us: RefCell::new(Vec::new()),
             latency_next: Cell::new(0),
             segments: Cell::new(0),
+            deep_floor: Cell::new(usize::MAX),
             links: RefCell::new(vec![None; LINKS]),
             link_uses: Cell::new(0),
         })
@@ -143,8 +151,8 @@ impl JitTier {
         self.count(|c| c.deopts += 1);
     }
 
-    fn shadow_base(&self) -> *mut u64 {
-        self.shadow.as_ptr() as *mut u64
+    fn shadow_base(&self) -> *const u64 {
+        self.shadow.as_ptr()
     }
 
     /// Slots in use on the shadow stack.
@@ -385,11 +393,18 @@ impl JitTier {
                     Err(()) => return CallResult::Bail,
                 };
                 if !self.stack_ok_running() {
-                    // Deep recursion: continue on a new stack segment.
+                    // Deep recursion: continue on a new stack segment, unless
+                    // this recursion already used them all (then continue in
+                    // the interpreter, which reaches the depth limit sooner).
+                    if m.depth() > self.deep_floor.get() {
+                        self.count(|c| c.stack_fallbacks += 1);
+                        return self.outcome(m.jit_defer_call(f, args));
+                    }
                     return match self.on_new_segment(|| self.run(m, a, start, true)) {
                         Some(o) => self.outcome(o),
                         None => {
                             self.count(|c| c.stack_fallbacks += 1);
+                            self.deep_floor.set(self.deep_floor.get().min(m.depth()));
                             self.outcome(m.jit_defer_call(f, args))
                         }
                     };
@@ -493,6 +508,11 @@ fn is_continuation(m: &Machine, f: Value) -> bool {
 impl Tier for JitTier {
     fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome> {
         self.count(|c| c.lambda_calls += 1);
+        let floor = self.deep_floor.get();
+        if floor != usize::MAX && m.depth() <= floor {
+            // Back above the recursion that exhausted the native stack.
+            self.deep_floor.set(usize::MAX);
+        }
         let a = self.decide(m, code)?;
         if !self.room(a.meta().nslots) {
             // Out of native stack: continue below the compiled frames that
@@ -508,12 +528,13 @@ impl Tier for JitTier {
         // Freed slots may be reused for new closures: inline caches keyed by
         // closure must not match them.
         crate::bump_epoch();
-        let used = self.shadow_used();
-        for cell in &self.shadow[..used] {
-            // SAFETY: no compiled code runs while the collector marks (it is
-            // called from a safepoint in Rust), so the slots are not being
-            // written.
-            t.mark(Value(unsafe { *cell.get() }));
+        let used = self.shadow_used().min(SHADOW_SLOTS);
+        let base = self.shadow_base();
+        for i in 0..used {
+            // SAFETY: `i` is below the slots in use, inside the allocation; no
+            // compiled code runs while the collector marks (it is called from
+            // a safepoint in Rust), so nothing writes the slots meanwhile.
+            t.mark(Value(unsafe { base.add(i).read() }));
         }
         t.mark_all(&self.tail.borrow());
     }
