@@ -12,6 +12,12 @@ use sx::{Engine, EngineOptions, SxError};
 mod native;
 mod repl;
 
+/// The compiled tier when this build has it, else the interpreter.
+#[cfg(feature = "cranelift")]
+const DEFAULT_BACKEND: &str = "cranelift";
+#[cfg(not(feature = "cranelift"))]
+const DEFAULT_BACKEND: &str = "none";
+
 #[derive(Parser)]
 #[command(name = "sx", version, about = "The SX language (Rust host)", args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -19,8 +25,8 @@ struct Cli {
     #[arg(short = 'e', long = "eval", value_name = "FORMS")]
     eval: Option<String>,
     /// Execution backend: none (the CEK interpreter), cranelift, llvm or wasm
-    /// (each needs its cargo feature).
-    #[arg(long, global = true, default_value = "none")]
+    /// (each needs its cargo feature). Default: cranelift when built in.
+    #[arg(long, global = true, default_value = DEFAULT_BACKEND)]
     backend: String,
     /// Compile a lambda after N calls (0 = never).
     #[arg(long, global = true, value_name = "N")]
@@ -269,7 +275,14 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
     }
     let mut times = Vec::with_capacity(items);
     let mut checksum: i64 = 0;
+    let tenth = items / 10;
+    // CPU time of the process at each decile boundary: wall-clock time on a
+    // shared machine also counts time the host gave to others.
+    let mut cpu_marks = vec![process_cpu_seconds()];
     for i in 0..items {
+        if i > 0 && i % tenth == 0 && cpu_marks.len() < 10 {
+            cpu_marks.push(process_cpu_seconds());
+        }
         // Distinct source text and distinct code every time; the lambda is
         // anonymous in a `let`, then named, so both kinds are exercised.
         let mut src = format!(
@@ -289,8 +302,13 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
             Err(e) => return report(eng, &e),
         }
     }
-    let tenth = items / 10;
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    cpu_marks.push(process_cpu_seconds());
+    let cpu_deciles: Vec<f64> = cpu_marks.windows(2).map(|w| (w[1] - w[0]) / tenth as f64 * 1e6).collect();
+    let cpu_ratio = match (cpu_deciles.first(), cpu_deciles.last()) {
+        (Some(h), Some(t)) if *h > 0.0 => Some(t / h),
+        _ => None,
+    };
     let head = mean(&times[..tenth]);
     let tail = mean(&times[items - tenth..]);
     let deciles: Vec<f64> = times.chunks(tenth).take(10).map(|c| mean(c) * 1e6).collect();
@@ -305,6 +323,8 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
         "tail_mean_us": tail * 1e6,
         "tail_over_head": tail / head,
         "decile_mean_us": deciles,
+        "cpu_decile_mean_us": cpu_deciles,
+        "cpu_tail_over_head": cpu_ratio,
         "total_s": times.iter().sum::<f64>(),
         "peak_rss_kb": peak_rss_kb(),
         "checksum": checksum,
@@ -312,6 +332,18 @@ fn soak(eng: &mut Engine, items: usize, calls: usize) -> ExitCode {
     });
     println!("{out}");
     ExitCode::SUCCESS
+}
+
+/// User plus system CPU time of this process so far (Linux `/proc/self/stat`,
+/// clock ticks of 10 ms), in seconds; 0 where unavailable.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which ends with ')'): state is field 3,
+    // utime 14 and stime 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in KiB.

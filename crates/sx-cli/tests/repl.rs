@@ -172,7 +172,7 @@ fn time_of_an_error_prints_the_error() {
 fn jit_prints_the_cache_report_naming_the_backend() {
     let (out, _, code) = repl(":jit\n");
     assert_eq!(code, 0);
-    assert!(out.starts_with("JIT cache (backend: none)\n"), "{out}");
+    assert!(out.starts_with("JIT cache (backend: cranelift)\n"), "{out}");
     assert!(out.contains("threshold:"), "{out}");
 }
 
@@ -345,7 +345,7 @@ mod pty {
         t.expect("Undefined symbol: nope-undefined");
         t.expect("sx> ");
         t.send(":jit\r");
-        t.expect("JIT cache (backend: none)");
+        t.expect("JIT cache (backend: cranelift)");
         t.expect("sx> ");
         // Ctrl-D leaves.
         t.send("\x04");

@@ -209,17 +209,17 @@ impl Gen<'_, '_> {
     /// Write the delayed stores except those of `skip` (they stay pending:
     /// a path that merges with this one may not have written them; writing
     /// twice is harmless).
-    fn emit_pending_except(&mut self, skip: std::ops::RangeInclusive<Slot>) {
+    fn emit_pending_except(&mut self, skip: Option<std::ops::RangeInclusive<Slot>>) {
         let fl = self.flags();
         for (s, v) in self.pending.clone() {
-            if !skip.contains(&s) {
+            if !skip.as_ref().is_some_and(|r| r.contains(&s)) {
                 self.b.ins().store(fl, v, self.fp, (s * 8) as i32);
             }
         }
     }
 
     fn emit_pending(&mut self) {
-        self.emit_pending_except(1..=0);
+        self.emit_pending_except(None);
     }
 
     /// The operands of a finished call are dead.
@@ -253,6 +253,17 @@ impl Gen<'_, '_> {
     /// dead (their calls finished inside the path).
     fn unfork(&mut self) -> Vec<Slot> {
         self.stored.pop().unwrap_or_default()
+    }
+
+    /// One path of a fork: `e` in `block`, then on to `m`; the slots it
+    /// stored are added to `stored`.
+    fn path(&mut self, block: Block, before: &HashMap<Slot, Value>, e: &Expr, m: Block, stored: &mut Vec<Slot>) {
+        self.b.switch_to_block(block);
+        self.b.seal_block(block);
+        self.fork(before);
+        let v = self.expr(e);
+        stored.extend(self.unfork());
+        self.jump_to(m, v);
     }
 
     /// After the paths merged: keep what was known before the fork, minus
@@ -402,18 +413,9 @@ impl Gen<'_, '_> {
                 let eb = self.b.create_block();
                 let m = self.merge_block();
                 self.b.ins().brif(c, tb, &[], eb, &[]);
-                self.b.switch_to_block(tb);
-                self.b.seal_block(tb);
-                self.fork(&before);
-                let a = self.expr(then);
-                let mut stored = self.unfork();
-                self.jump_to(m, a);
-                self.b.switch_to_block(eb);
-                self.b.seal_block(eb);
-                self.fork(&before);
-                let z = self.expr(els);
-                stored.extend(self.unfork());
-                self.jump_to(m, z);
+                let mut stored = Vec::new();
+                self.path(tb, &before, then, m, &mut stored);
+                self.path(eb, &before, els, m, &mut stored);
                 self.join(before, stored);
                 self.finish_merge(m)
             }
@@ -473,19 +475,13 @@ impl Gen<'_, '_> {
                     let yes = self.b.create_block();
                     let no = self.b.create_block();
                     self.b.ins().brif(hit, yes, &[], no, &[]);
-                    self.b.switch_to_block(yes);
-                    self.b.seal_block(yes);
-                    self.fork(&before);
-                    let v = self.expr(arm);
-                    stored.extend(self.unfork());
-                    self.jump_to(m, v);
+                    self.path(yes, &before, arm, m, &mut stored);
                     self.b.switch_to_block(no);
                     self.b.seal_block(no);
                 }
-                self.fork(&before);
-                let v = self.expr(els);
-                stored.extend(self.unfork());
-                self.jump_to(m, v);
+                let eb = self.b.create_block();
+                self.b.ins().jump(eb, &[]);
+                self.path(eb, &before, els, m, &mut stored);
                 self.join(before, stored);
                 self.finish_merge(m)
             }
@@ -596,7 +592,7 @@ impl Gen<'_, '_> {
         } else {
             // The callee may collect or deoptimise: the frame must be in
             // memory (but not this call's operands: the callee has them).
-            self.emit_pending_except(base..=base + argc);
+            self.emit_pending_except(Some(base..=base + argc));
             let inst = self.b.ins().call_indirect(sig, entry, &args);
             let r = self.b.inst_results(inst)[0];
             let unwound = self.b.create_block();

@@ -299,6 +299,7 @@ pub unsafe extern "C" fn sx_env_parent(ctx: *mut JitCtx, env: u64) -> u64 {
 
 /// # Safety
 /// `fp` and `meta` as for the helpers.
+#[allow(clippy::too_many_arguments)]
 unsafe fn finish_call(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, r: CallResult, last: u64, site: u64, bail: u64) -> u64 {
     // SAFETY: guaranteed by the caller.
     unsafe {

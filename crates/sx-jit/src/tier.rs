@@ -56,6 +56,9 @@ pub(crate) enum CallResult {
     Bail,
 }
 
+/// A link of the tier's table: a code id and its artifact (if still alive).
+type Link = (u64, std::rc::Weak<Artifact>);
+
 /// How compiled code is started.
 enum Start {
     /// The generic entry with a bound environment.
@@ -86,7 +89,7 @@ pub struct JitTier {
     /// instead of filling the native stack again and again).
     deep_floor: Cell<usize>,
     /// Code id → artifact links (see [`JitTier::compiled`]).
-    links: RefCell<Vec<Option<(u64, std::rc::Weak<Artifact>)>>>,
+    links: RefCell<Vec<Option<Link>>>,
     link_uses: Cell<u64>,
 }
 
@@ -169,7 +172,7 @@ impl JitTier {
     }
 
     fn shadow_room(&self, nslots: u32) -> bool {
-        self.shadow_used() + nslots as usize + 1 <= SHADOW_SLOTS
+        self.shadow_used() + (nslots as usize) < SHADOW_SLOTS
     }
 
     /// Run `f` on a new native stack segment, if one more is allowed.
@@ -205,7 +208,7 @@ impl JitTier {
         let slot = (code.id as usize) & (LINKS - 1);
         let n = self.link_uses.get().wrapping_add(1);
         self.link_uses.set(n);
-        if n % LINK_TOUCH != 0 {
+        if !n.is_multiple_of(LINK_TOUCH) {
             let links = self.links.borrow();
             if let Some((id, weak)) = &links[slot] {
                 if *id == code.id {

@@ -548,7 +548,7 @@ fn arg(ctx: &C, k: K) -> S {
         return one(vec![(8, kind_value(ctx, k)), (1, simple_atom())]);
     }
     let c = ctx.clone();
-    one(vec![(8, kind_value(ctx, k)), (1, lz(move || simple_atom())), (1, lz(move || expr(&c)))])
+    one(vec![(8, kind_value(ctx, k)), (1, lz(simple_atom)), (1, lz(move || expr(&c)))])
 }
 
 fn dict_lit(ctx: &C) -> S {
@@ -616,7 +616,7 @@ fn callable(ctx: &C, n: u8) -> S {
         } else {
             pick(&["if", "define", "quote", "and", "shift", "macro-nope", "my-when", "error", "raise"])
         }),
-        (1, lz(move || simple_atom())),
+        (1, lz(simple_atom)),
         (1, lz(move || {
             // a function from an expression: a continuation, a record accessor, a partial application
             let c3 = c2.sub();
@@ -2055,7 +2055,7 @@ fn run_source(src: &str, setup: Setup) -> Result<(), TestCaseError> {
         }
         if s.slowest.len() < 5 || took > s.slowest.last().unwrap().0 {
             s.slowest.push((took, src.to_string()));
-            s.slowest.sort_by(|a, b| b.0.cmp(&a.0));
+            s.slowest.sort_by_key(|b| std::cmp::Reverse(b.0));
             s.slowest.truncate(5);
         }
     });
