@@ -549,8 +549,7 @@ impl Gen<'_, '_> {
         self.b.switch_to_block(check);
         self.b.seal_block(check);
         let ic_epoch = self.b.ins().load(I64, fl, ic_addr, ic_offsets::EPOCH);
-        let epoch_addr = self.word(sx_jit::epoch_addr());
-        let epoch = self.b.ins().load(I64, fl, epoch_addr, 0);
+        let epoch = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::EPOCH);
         let ok = self.b.ins().icmp(IntCC::Equal, ic_epoch, epoch);
         let ok = if tail && self.direct {
             // A native tail call: bounded by the budget (safepoints).
@@ -595,6 +594,15 @@ impl Gen<'_, '_> {
             self.emit_pending_except(Some(base..=base + argc));
             let inst = self.b.ins().call_indirect(sig, entry, &args);
             let r = self.b.inst_results(inst)[0];
+            // One test for both sentinels on the common path.
+            let low = self.b.ins().band_imm_s(r, 0xff);
+            let special = self.b.ins().icmp_imm_s(IntCC::Equal, low, words::SENTINEL_LOW_BYTE as i64);
+            let rare = self.b.create_block();
+            let ordinary = self.b.create_block();
+            self.b.ins().brif(special, rare, &[], ordinary, &[]);
+            self.b.set_cold_block(rare);
+            self.b.switch_to_block(rare);
+            self.b.seal_block(rare);
             let unwound = self.b.create_block();
             let not_unwound = self.b.create_block();
             let is_unwind = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::UNWIND as i64);
@@ -610,16 +618,15 @@ impl Gen<'_, '_> {
                 // Our caller performs a tail call the callee left.
                 self.jump_to(m, r);
             } else {
-                let is_tail = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::TAIL as i64);
-                let run_tail = self.b.create_block();
-                self.b.ins().brif(is_tail, run_tail, &[], m, &[BlockArg::Value(r)]);
-                self.b.switch_to_block(run_tail);
-                self.b.seal_block(run_tail);
+                // `TAIL` (the only other sentinel): perform it.
                 let c = self.consts(&[self.meta, u64::from(site)]);
                 let t = self.call(HelperId::sx_run_tail, &[c[0], self.fp, c[1]]);
                 self.check_unwind(t);
                 self.jump_to(m, t);
             }
+            self.b.switch_to_block(ordinary);
+            self.b.seal_block(ordinary);
+            self.jump_to(m, r);
         }
 
         // Slow: the runtime.

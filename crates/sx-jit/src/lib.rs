@@ -58,6 +58,9 @@ pub struct JitCtx {
     /// Direct tail calls left before compiled code must go through the
     /// runtime (a safepoint: collection, interrupts); reset on every entry.
     pub tail_budget: u64,
+    /// The current inline-cache epoch (see [`epoch_addr`]), refreshed by
+    /// every helper that may collect or drop code.
+    pub epoch: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -69,6 +72,7 @@ pub mod ctx_offsets {
     pub const SHADOW_SOFT_END: i32 = 48;
     pub const DIRECT_CALLS: i32 = 56;
     pub const TAIL_BUDGET: i32 = 64;
+    pub const EPOCH: i32 = 72;
 }
 
 /// Direct tail calls between two safepoints.
@@ -94,6 +98,9 @@ pub(crate) fn bump_epoch() {
 
 /// Value words compiled code needs as constants.
 pub mod words {
+    /// `UNWIND` and `TAIL` share their low byte (an immediate sub-tag no
+    /// value uses): one test tells an ordinary result from both.
+    pub const SENTINEL_LOW_BYTE: u64 = super::Value::JIT_UNWIND.0 & 0xff;
     use sx_core::Value;
     pub const NIL: u64 = Value::NIL.0;
     pub const TRUE: u64 = Value::TRUE.0;

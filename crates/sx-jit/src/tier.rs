@@ -109,6 +109,7 @@ impl JitTier {
             shadow_soft_end: soft_end,
             direct_calls: 0,
             tail_budget: crate::TAIL_BUDGET,
+            epoch: crate::epoch(),
         };
         Rc::new(JitTier {
             cache,
@@ -490,6 +491,7 @@ pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
     unsafe {
         (*ctx).globals = m.globals_ptr() as *const u64;
         (*ctx).globals_len = m.globals_len() as u64;
+        (*ctx).epoch = crate::epoch();
     }
 }
 
