@@ -352,29 +352,26 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
             self.counts.below_threshold += 1;
             return CallDecision::Interpret;
         }
-        if let Some(entry) = self.lru.get_mut(&key) {
-            return Self::hit(entry, key, self.generation, &mut self.counts);
+        match self.hit(key) {
+            Some(a) => CallDecision::Run(a),
+            None => self.miss(key, name),
         }
-        if !self.pinned.is_empty() {
-            if let Some(entry) = self.pinned.get_mut(&key) {
-                return Self::hit(entry, key, self.generation, &mut self.counts);
-            }
-        }
-        self.miss(key, name)
     }
 
+    /// The compiled entry of `key`, counted as a hit (LRU order, hit counts);
+    /// `None` when `key` is not compiled.
     #[inline]
-    fn hit(
-        entry: &mut Entry<A>,
-        key: CodeKey,
-        generation: u64,
-        counts: &mut Counts,
-    ) -> CallDecision<A> {
+    fn hit(&mut self, key: CodeKey) -> Option<Rc<A>> {
+        let entry = match self.lru.get_mut(&key) {
+            Some(e) => e,
+            None if self.pinned.is_empty() => return None,
+            None => self.pinned.get_mut(&key)?,
+        };
         entry.hits += 1;
-        entry.used_gen = generation;
-        counts.hits += 1;
+        entry.used_gen = self.generation;
+        self.counts.hits += 1;
         tracing::trace!(%key, "jit hit");
-        CallDecision::Run(Rc::clone(&entry.artifact))
+        Some(Rc::clone(&entry.artifact))
     }
 
     fn miss(&mut self, key: CodeKey, name: Option<&str>) -> CallDecision<A> {
@@ -782,15 +779,7 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         if self.threshold == 0 {
             return None;
         }
-        let generation = self.generation;
-        let entry = match self.lru.get_mut(&key) {
-            Some(e) => e,
-            None => self.pinned.get_mut(&key)?,
-        };
-        match Self::hit(entry, key, generation, &mut self.counts) {
-            CallDecision::Run(a) => Some(a),
-            _ => None,
-        }
+        self.hit(key)
     }
 
     /// Is `key` compiled (in the cache)?

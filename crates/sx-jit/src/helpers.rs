@@ -138,6 +138,15 @@ unsafe fn frame_env(m: &mut Machine, meta: &FnMeta, fp: u64) -> Value {
     }
 }
 
+/// The `argc` operands after the callee in slot `base`.
+///
+/// # Safety
+/// `fp` must point to a shadow frame with slots `base ..= base + argc`.
+unsafe fn operands<'a>(fp: u64, base: u64, argc: u64) -> &'a [Value] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize) }
+}
+
 /// Hand the frames of `site` to the machine; returns the environment the
 /// innermost frame uses.
 ///
@@ -252,7 +261,7 @@ pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64
         let (m, tier) = parts(ctx);
         let meta = meta_ref(meta);
         let f = slot(fp, base);
-        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        let args = operands(fp, base, argc);
         let r = tier.call(m, f, args, meta.ics.get(ic as usize));
         let out = finish_call(m, tier, meta, fp, r, base + argc, site, bail);
         refresh_globals(ctx, m);
@@ -324,7 +333,7 @@ pub unsafe extern "C" fn sx_tail(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64
     // SAFETY: see `parts` and `meta_ref`; slots `base ..= base + argc` are in the frame.
     unsafe {
         let (m, tier) = parts(ctx);
-        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        let args = operands(fp, base, argc);
         let f = slot(fp, base);
         if let Some(cell) = meta_ref(meta).ics.get(ic as usize) {
             tier.fill_ic(m, f, args.len(), cell);
@@ -341,7 +350,7 @@ pub unsafe extern "C" fn sx_prim(ctx: *mut JitCtx, meta: u64, fp: u64, prim: u64
     unsafe {
         let (m, tier) = parts(ctx);
         let meta = meta_ref(meta);
-        let args = std::slice::from_raw_parts((fp as *const Value).add(base as usize + 1), argc as usize);
+        let args = operands(fp, base, argc);
         let Some((f, min, max, _)) = m.prim_native(prim as u32) else {
             return words::UNWIND;
         };

@@ -58,8 +58,8 @@ pub struct JitCtx {
     /// Direct tail calls left before compiled code must go through the
     /// runtime (a safepoint: collection, interrupts); reset on every entry.
     pub tail_budget: u64,
-    /// The current inline-cache epoch (see [`epoch_addr`]), refreshed by
-    /// every helper that may collect or drop code.
+    /// The runtime's current inline-cache epoch, refreshed by every helper
+    /// that may collect or drop code.
     pub epoch: u64,
 }
 
@@ -80,14 +80,11 @@ pub const TAIL_BUDGET: u64 = 10_000;
 
 /// Changes whenever an inline cache may have gone stale: after every
 /// collection (a closure's slot may be reused) and whenever compiled code is
-/// dropped. Compiled code compares it with [`sx_ir::IcCell::epoch`].
+/// dropped. Copied into [`JitCtx::epoch`], which compiled code compares with
+/// [`sx_ir::IcCell::epoch`].
 static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// The address compiled code loads the epoch from.
-pub fn epoch_addr() -> u64 {
-    EPOCH.as_ptr() as u64
-}
-
+/// The current epoch.
 pub(crate) fn epoch() -> u64 {
     EPOCH.load(std::sync::atomic::Ordering::Relaxed)
 }
@@ -186,6 +183,10 @@ impl Artifact {
     }
     pub fn argv_entry(&self) -> Option<ArgvEntryFn> {
         self.code.argv_entry()
+    }
+    /// Is this a flat function taking exactly `argc` arguments?
+    pub fn is_flat_with_arity(&self, argc: usize) -> bool {
+        self.meta.flat.is_some_and(|fl| usize::from(fl.nparams) == argc)
     }
 }
 

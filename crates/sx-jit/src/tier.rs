@@ -256,7 +256,7 @@ impl JitTier {
                 let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
                 self.record_latency(us);
                 let bytes = c.code_bytes();
-                tracing::debug!(target: "sx_jit", event = "compile", function = name, latency_us = us, code_bytes = bytes, slots = ir.meta.nslots);
+                tracing::debug!(target: "sx_jit", event = "compile", function = name, latency_us = us, code_bytes = bytes, slots = ir.meta.nslots, interpreted_nodes = ir.meta.interpreted_nodes);
                 let a = Artifact::new(c, ir.meta);
                 Some(self.cache.borrow_mut().insert(key, a))
             }
@@ -321,7 +321,7 @@ impl JitTier {
     /// captured `parent`) with `args`: the argument vector for a flat
     /// function of that arity, else a bound environment.
     fn start_for(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Start, ()> {
-        if a.argv_entry().is_some() && a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == args.len()) {
+        if a.argv_entry().is_some() && a.is_flat_with_arity(args.len()) {
             return Ok(Start::Args(parent, args.to_vec()));
         }
         m.bind_lambda_args(lc, parent, f, args).map(Start::Env).map_err(|_| ())
@@ -413,13 +413,8 @@ impl JitTier {
                         }
                     };
                 }
-                if let (Some(ic), Some(entry)) = (ic, a.direct_entry()) {
-                    if a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == args.len()) {
-                        ic.closure.set(f.0);
-                        ic.epoch.set(crate::epoch());
-                        ic.entry.set(entry);
-                        ic.env.set(parent.0);
-                    }
+                if let Some(ic) = ic {
+                    point_ic(ic, &a, f, parent, args.len());
                 }
                 return self.outcome(self.run(m, a, start, true));
             }
@@ -447,14 +442,7 @@ impl JitTier {
     pub(crate) fn fill_ic(&self, m: &Machine, f: Value, argc: usize, ic: &sx_ir::IcCell) {
         let Some((lc, parent)) = closure_code(m, f) else { return };
         let Some(a) = self.cache.borrow().get(CodeKey(lc.id)) else { return };
-        if let Some(entry) = a.direct_entry() {
-            if a.meta().flat.is_some_and(|fl| usize::from(fl.nparams) == argc) {
-                ic.closure.set(f.0);
-                ic.epoch.set(crate::epoch());
-                ic.entry.set(entry);
-                ic.env.set(parent.0);
-            }
-        }
+        point_ic(ic, &a, f, parent, argc);
     }
 
     /// Leave a tail call for the code that called the running activation.
@@ -463,6 +451,18 @@ impl JitTier {
         t.clear();
         t.push(f);
         t.extend_from_slice(args);
+    }
+}
+
+/// Point inline cache `ic` at `a` for calls of closure `f` (captured
+/// environment `parent`) with `argc` arguments, when `a` is a flat function of
+/// that arity (only those have the direct entry the cache calls).
+fn point_ic(ic: &sx_ir::IcCell, a: &Artifact, f: Value, parent: Value, argc: usize) {
+    if let (true, Some(entry)) = (a.is_flat_with_arity(argc), a.direct_entry()) {
+        ic.closure.set(f.0);
+        ic.epoch.set(crate::epoch());
+        ic.entry.set(entry);
+        ic.env.set(parent.0);
     }
 }
 

@@ -88,6 +88,16 @@ fn non_negative(rt: &Rt, name: &str, v: Value) -> Result<u64, Error> {
     u64::try_from(n).map_err(|_| Error::Msg(format!("{name}: expected a non-negative integer, got {n}")))
 }
 
+/// Define `name`: a function of one lambda that asks or tells the cache
+/// something about the lambda's code.
+fn define_key_op(e: &mut Engine, jit: &SharedJit, name: &'static str, op: fn(&mut Cache, CodeKey) -> bool) {
+    let j = jit.clone();
+    e.define_fn(name, 1, Some(1), move |rt, a| {
+        let k = code_key(rt, name, a[0])?;
+        Ok(Value::bool(op(&mut j.borrow().cache.borrow_mut(), k)))
+    });
+}
+
 /// Install the JIT API on an engine.
 pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     let j = jit.clone();
@@ -123,21 +133,9 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
         let n = j.borrow().cache.borrow_mut().clear_cold();
         Ok(rt.int(n as i64))
     });
-    let j = jit.clone();
-    e.define_fn("jit-pin!", 1, Some(1), move |rt, a| {
-        let k = code_key(rt, "jit-pin!", a[0])?;
-        Ok(Value::bool(j.borrow().cache.borrow_mut().pin(k)))
-    });
-    let j = jit.clone();
-    e.define_fn("jit-unpin!", 1, Some(1), move |rt, a| {
-        let k = code_key(rt, "jit-unpin!", a[0])?;
-        Ok(Value::bool(j.borrow().cache.borrow_mut().unpin(k)))
-    });
-    let j = jit.clone();
-    e.define_fn("jit-compiled?", 1, Some(1), move |rt, a| {
-        let k = code_key(rt, "jit-compiled?", a[0])?;
-        Ok(Value::bool(j.borrow().cache.borrow().is_compiled(k)))
-    });
+    define_key_op(e, jit, "jit-pin!", |c, k| c.pin(k));
+    define_key_op(e, jit, "jit-unpin!", |c, k| c.unpin(k));
+    define_key_op(e, jit, "jit-compiled?", |c, k| c.is_compiled(k));
     let j = jit.clone();
     e.define_fn("jit-set-budget!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-budget!", a[0])?;
