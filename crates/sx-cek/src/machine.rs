@@ -714,9 +714,36 @@ impl Machine {
                     Ok(v)
                 }
             }
+            Node::Call { prim: Some((p, sym)), op: Some(op), args, .. } => match self.binop_leaves(code, env, *p, *sym, *op, args) {
+                Some(v) => Ok(v),
+                None => self.eval_simple_call(code, env, n),
+            },
             Node::Call { prim: Some(_), .. } => self.eval_simple_call(code, env, n),
             _ => Err(Simple::Fallback),
         }
+    }
+
+    /// A constant or a variable of the innermost frame.
+    #[inline(always)]
+    fn leaf(&self, code: &Code, env: Value, n: NodeId) -> Option<Value> {
+        match &code.nodes[n as usize] {
+            Node::Const(v) => Some(*v),
+            Node::Local0 { slot } => Some(self.rt.heap.env_get(env, *slot as usize).unwrap_or(Value::NIL)),
+            _ => None,
+        }
+    }
+
+    /// The commonest simple call, inline: a binary fixnum primitive (still
+    /// bound to its global) of two leaves whose result is a fixnum.
+    #[inline(always)]
+    fn binop_leaves(&self, code: &Code, env: Value, p: u32, sym: u32, op: BinOp, args: &[NodeId]) -> Option<Value> {
+        let [x, y] = *args else { return None };
+        if op == BinOp::Not || self.global(sym) != Value::prim(p) {
+            return None;
+        }
+        let a = self.leaf(code, env, x)?.as_fixnum()?;
+        let b = self.leaf(code, env, y)?.as_fixnum()?;
+        op.fixnum(a, b)
     }
 
     #[inline(never)]
@@ -850,16 +877,7 @@ impl Machine {
     pub(crate) fn run(&mut self, mut code: Rc<Code>, mut env: Value, mut ctl: Ctl) -> std::result::Result<Value, Value> {
         loop {
             match ctl {
-                Ctl::Eval(n) => {
-                    ctl = match self.eval_node(&code, &mut env, n) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            self.note_error(&code, n);
-                            let v = self.rt.error_value(&e);
-                            Ctl::Raise(v, false)
-                        }
-                    }
-                }
+                Ctl::Eval(n) => ctl = self.eval_fast(&mut code, &mut env, n),
                 Ctl::Ret(v) => {
                     let Some(top) = self.entries.pop() else {
                         return Ok(v);
@@ -953,6 +971,61 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// `Ctl::Eval` without going round the main loop for the commonest
+    /// steps: an `if` whose test is simple continues with its branch, a call
+    /// of a small lambda with simple arguments continues with its body.
+    /// Every other node goes to `eval_node`.
+    #[inline(always)]
+    fn eval_fast(&mut self, code: &mut Rc<Code>, env: &mut Value, mut n: NodeId) -> Ctl {
+        loop {
+            let entered = match &code.nodes[n as usize] {
+                Node::If { test, then, els } => match self.eval_simple(code, *env, *test) {
+                    Ok(v) => {
+                        n = if v.truthy() { *then } else { *els };
+                        continue;
+                    }
+                    Err(Simple::Err) => {
+                        let e = self.take_err();
+                        return self.error_ctl(code, n, e);
+                    }
+                    Err(Simple::Fallback) => {
+                        self.push_frame(Frame::Node { code: code.clone(), env: *env, node: n, i: 0 });
+                        n = *test;
+                        continue;
+                    }
+                },
+                Node::Call { head, args, simple_args: true, direct: false, .. } => match self.enter_small_lambda(code, *env, *head, args) {
+                    Ok(Some(Ctl::Resume { code: lc, env: e, node })) => Some((lc, e, node)),
+                    Ok(Some(c)) => return c,
+                    Ok(None) => None,
+                    Err(e) => return self.error_ctl(code, n, e),
+                },
+                _ => None,
+            };
+            match entered {
+                Some((lc, e, node)) => {
+                    *code = lc;
+                    *env = e;
+                    n = node;
+                }
+                None => {
+                    return match self.eval_node(code, env, n) {
+                        Ok(c) => c,
+                        Err(e) => self.error_ctl(code, n, e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// An error raised while evaluating node `n`.
+    #[cold]
+    fn error_ctl(&mut self, code: &Code, n: NodeId, e: Error) -> Ctl {
+        self.note_error(code, n);
+        let v = self.rt.error_value(&e);
+        Ctl::Raise(v, false)
     }
 
     fn note_error(&mut self, code: &Code, n: NodeId) {
@@ -1781,13 +1854,19 @@ impl Machine {
     }
 
     /// Raise `Interrupted` once if an interrupt was requested.
-    #[inline]
+    #[inline(always)]
     fn check_interrupt(&self) -> Result<()> {
         if self.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-            self.interrupt.store(false, std::sync::atomic::Ordering::Relaxed);
-            return Err(Error::msg("Interrupted"));
+            return Err(self.interrupted());
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn interrupted(&self) -> Error {
+        self.interrupt.store(false, std::sync::atomic::Ordering::Relaxed);
+        Error::msg("Interrupted")
     }
 
     /// Offer a lambda entry to the compiled tier.

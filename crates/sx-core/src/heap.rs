@@ -234,11 +234,6 @@ impl Tracer {
             self.mark(v);
         }
     }
-    fn is_marked(&self, i: u32) -> bool {
-        self.marks
-            .get((i >> 6) as usize)
-            .is_some_and(|w| w & (1 << (i & 63)) != 0)
-    }
 }
 
 /// Something that can enumerate GC roots.
@@ -335,7 +330,8 @@ impl Heap {
             if let Obj::Free(next) = *slot {
                 self.free_head = next;
                 self.free_count -= 1;
-                *slot = obj;
+                // A free slot owns nothing: no drop glue on the hot path.
+                std::mem::forget(std::mem::replace(slot, obj));
                 return Value::heap(i);
             }
         }
@@ -379,8 +375,11 @@ impl Heap {
     #[inline]
     pub fn alloc_env(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
         if size <= 2 && init.len() <= 2 {
-            let mut slots = [Value::NIL; 2];
-            slots[..init.len()].copy_from_slice(init);
+            let slots = match *init {
+                [] => [Value::NIL; 2],
+                [a] => [a, Value::NIL],
+                [a, b, ..] => [a, b],
+            };
             return self.alloc(Obj::Env2 { parent, slots });
         }
         let len = size.max(init.len());
@@ -406,7 +405,7 @@ impl Heap {
     }
 
     /// Slot `i` of an environment frame.
-    #[inline]
+    #[inline(always)]
     pub fn env_get(&self, env: Value, i: usize) -> Option<Value> {
         match self.get(env)? {
             Obj::Env2 { slots, .. } => slots.get(i).copied(),
@@ -467,34 +466,8 @@ impl Heap {
                 trace_obj(o, &mut tracer);
             }
         }
-        let mut freed = 0u64;
-        // Sweep from the top so the free list hands out low indices first.
-        for i in (0..self.objs.len()).rev() {
-            if matches!(self.objs[i], Obj::Free(_)) {
-                continue;
-            }
-            if !tracer.is_marked(i as u32) {
-                let old = std::mem::replace(&mut self.objs[i], Obj::Free(self.free_head));
-                match old {
-                    // Plain data: nothing to release.
-                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => std::mem::forget(old),
-                    Obj::Env(e) if e.slots.len() <= POOLED_ENV_MAX => {
-                        if let Some(pool) = self.env_pool.get_mut(e.slots.len()) {
-                            if pool.len() < POOL_CAP {
-                                pool.push(e.slots);
-                            }
-                        }
-                    }
-                    other => drop(other),
-                }
-                self.free_head = i as u32;
-                self.free_count += 1;
-                freed += 1;
-            }
-        }
+        let freed = self.sweep(&tracer);
         self.spare = Some(tracer);
-        // Trim trailing free slots so the arena can shrink after a burst.
-        self.rebuild_free_list_if_trailing();
         let live = self.live_objects();
         self.stats.collections += 1;
         self.stats.freed_total += freed;
@@ -503,27 +476,64 @@ impl Heap {
         self.next_gc = live.max(MIN_GC_INTERVAL);
     }
 
-    fn rebuild_free_list_if_trailing(&mut self) {
-        let mut end = self.objs.len();
-        while end > 0 && matches!(self.objs[end - 1], Obj::Free(_)) {
-            end -= 1;
-        }
-        if end == self.objs.len() {
-            return;
-        }
+    /// Free every unmarked object and rebuild the free list (lowest index
+    /// first). Slots above the highest marked one are cut off, so the arena
+    /// shrinks after a burst. Returns the number of objects freed.
+    fn sweep(&mut self, tracer: &Tracer) -> u64 {
+        let len = self.objs.len();
+        let words = len.div_ceil(64).min(tracer.marks.len());
+        let end = match (0..words).rev().find(|&w| tracer.marks[w] != 0) {
+            Some(w) => (w * 64 + 64 - tracer.marks[w].leading_zeros() as usize).min(len),
+            None => 0,
+        };
+        let mut freed = self.objs[end..].iter().filter(|o| !matches!(o, Obj::Free(_))).count() as u64;
         self.objs.truncate(end);
-        self.free_head = NO_FREE;
-        self.free_count = 0;
-        for i in (0..end).rev() {
-            if matches!(self.objs[i], Obj::Free(_)) {
-                self.objs[i] = Obj::Free(self.free_head);
-                self.free_head = i as u32;
-                self.free_count += 1;
+        let mut head = NO_FREE;
+        let mut free = 0usize;
+        for w in (0..end.div_ceil(64)).rev() {
+            let marks = tracer.marks[w];
+            for i in (w * 64..(w * 64 + 64).min(end)).rev() {
+                let slot = &mut self.objs[i];
+                if marks & (1 << (i & 63)) != 0 {
+                    // A stale root may have marked a free slot: it stays free.
+                    if let Obj::Free(next) = slot {
+                        *next = head;
+                        head = i as u32;
+                        free += 1;
+                    }
+                    continue;
+                }
+                match slot {
+                    Obj::Free(next) => *next = head,
+                    // Plain data: nothing to release.
+                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => {
+                        std::mem::forget(std::mem::replace(slot, Obj::Free(head)));
+                        freed += 1;
+                    }
+                    _ => {
+                        match std::mem::replace(slot, Obj::Free(head)) {
+                            Obj::Env(e) if e.slots.len() <= POOLED_ENV_MAX => {
+                                if let Some(pool) = self.env_pool.get_mut(e.slots.len()) {
+                                    if pool.len() < POOL_CAP {
+                                        pool.push(e.slots);
+                                    }
+                                }
+                            }
+                            other => drop(other),
+                        }
+                        freed += 1;
+                    }
+                }
+                head = i as u32;
+                free += 1;
             }
         }
+        self.free_head = head;
+        self.free_count = free;
         if self.objs.capacity() > 4 * end.max(1024) {
             self.objs.shrink_to(2 * end.max(1024));
         }
+        freed
     }
 }
 
