@@ -67,6 +67,36 @@ pub struct FnMeta {
     pub flat: Option<Flat>,
     /// One inline cache per [`Expr::Call`] (its `ic`).
     pub ics: Box<[IcCell]>,
+    /// Every call of the body ([`Expr::Call`], [`Expr::Prim`]): what the
+    /// runtime needs to perform one that compiled code does not do inline
+    /// (backends pass the index to the `sx_call` helper).
+    pub calls: Box<[CallSite]>,
+}
+
+/// An index into [`FnMeta::calls`].
+pub type CallId = u32;
+
+/// One call of a compiled body: the value in slot `base` applied to the
+/// next `argc` slots, for node `node`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallSite {
+    pub node: NodeId,
+    pub base: Slot,
+    pub argc: u32,
+    /// In tail position the activation ends and its caller performs the
+    /// call (the runtime returns `TAIL`).
+    pub tail: bool,
+    /// The frames pending during the call.
+    pub site: SiteId,
+    /// `site` plus the call itself waiting for its last operand (the
+    /// interpreter redoes a call compiled code cannot: not callable, wrong
+    /// arity, a primitive's error).
+    pub bail: SiteId,
+    /// The inline cache of a call whose callee may be a flat function.
+    pub ic: Option<u32>,
+    /// The head was primitive `prim` at analysis: while slot `base` still
+    /// holds it, it is applied directly.
+    pub prim: Option<u32>,
 }
 
 /// A *flat* function never needs its environment as a heap object (no
@@ -113,6 +143,7 @@ impl FnMeta {
     pub fn size_bytes(&self) -> usize {
         std::mem::size_of::<FnMeta>()
             + self.ics.len() * std::mem::size_of::<IcCell>()
+            + self.calls.len() * std::mem::size_of::<CallSite>()
             + self.sites.iter().map(|s| std::mem::size_of::<Site>() + s.frames.len() * std::mem::size_of::<SiteFrame>()).sum::<usize>()
     }
 }
@@ -162,18 +193,14 @@ pub enum Expr {
     /// A new environment of `size` slots under the one in slot `parent`,
     /// initialised from slots `base .. base + n`, stored in slot `dest`.
     NewEnv { parent: Slot, base: Slot, n: u32, size: u32, dest: Slot },
-    /// Call the value in slot `base` with the values in the next `argc`
-    /// slots. `site`: the frames pending during the call; `bail`: the same
-    /// plus the call itself waiting for its last operand (the interpreter
-    /// redoes a call compiled code cannot: not callable, wrong arity).
-    /// In tail position the activation ends and the caller performs it.
-    /// `ic`: the site's inline cache (for a direct call of a flat callee).
-    Call { node: NodeId, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId, ic: u32 },
-    /// A call whose head was primitive `prim` at analysis: if slot `base`
-    /// still holds it, apply it directly (`op`: inline for fixnums) and hand
-    /// failures to the interpreter at `bail`; otherwise as [`Expr::Call`].
-    /// Errors are raised at node `node` with the frames of `site`.
-    Prim { node: NodeId, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: SiteId, bail: SiteId },
+    /// Call [`FnMeta::calls`]`[call]`; a flat callee found in its inline
+    /// cache is called directly. In tail position the activation ends and
+    /// the caller performs the call.
+    Call(CallId),
+    /// A call whose head was a primitive at analysis ([`CallSite::prim`]):
+    /// while the head is still that primitive it is applied directly (`op`:
+    /// inline for fixnums); otherwise as [`Expr::Call`].
+    Prim { op: Option<BinOp>, call: CallId },
     /// `case`: the index of the clause of node `node` whose datums contain
     /// the key (helper `sx_case`) selects an arm; no match runs `els`.
     Case { node: NodeId, key: Box<Expr>, arms: Vec<Expr>, els: Box<Expr> },

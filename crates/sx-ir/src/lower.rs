@@ -1,6 +1,6 @@
 //! Lowering an analysed lambda (`sx_cek::code::Code`) to the IR.
 
-use crate::{Expr, Flat, FnMeta, IcCell, IrFunction, LowerError, Site, SiteFrame, SiteId, Slot, ENV_SLOT, FLAT_VARS};
+use crate::{CallSite, Expr, Flat, FnMeta, IcCell, IrFunction, LowerError, Site, SiteFrame, SiteId, Slot, ENV_SLOT, FLAT_VARS};
 use std::rc::Rc;
 use sx_cek::code::{Code, Node, NodeId};
 use sx_cek::Machine;
@@ -26,6 +26,7 @@ struct Lowering<'a> {
     /// Lowering a flat function: frame variables are slots.
     flat: bool,
     ics: u32,
+    calls: Vec<CallSite>,
     body: Option<Expr>,
 }
 
@@ -56,7 +57,7 @@ fn run<'a>(code: &'a Rc<Code>, m: &'a Machine, flat: Option<Flat>) -> Result<Low
         Some(f) => FLAT_VARS + u32::from(f.frame_size),
         None => ENV_SLOT + 1,
     };
-    let mut l = Lowering { code, m, chain: Vec::new(), sites: Vec::new(), next_slot: first, max_slot: first, interpreted: 0, depth: 0, children: Vec::new(), flat: flat.is_some(), ics: 0, body: None };
+    let mut l = Lowering { code, m, chain: Vec::new(), sites: Vec::new(), next_slot: first, max_slot: first, interpreted: 0, depth: 0, children: Vec::new(), flat: flat.is_some(), ics: 0, calls: Vec::new(), body: None };
     l.body = Some(l.node(code.root, ENV_SLOT, true)?);
     Ok(l)
 }
@@ -80,7 +81,7 @@ fn flat_shape(code: &Code) -> Option<Flat> {
 impl Lowering<'_> {
     fn finish(self, code: &Rc<Code>, flat: Option<Flat>) -> IrFunction {
         let ics: Box<[IcCell]> = (0..self.ics).map(|_| IcCell::default()).collect();
-        let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics };
+        let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics, calls: self.calls.into() };
         IrFunction { meta: Box::new(meta), body: self.body.unwrap_or(Expr::Const(Value::NIL.0)) }
     }
 
@@ -216,13 +217,20 @@ impl Lowering<'_> {
                 }
                 let site = self.site();
                 let bail = self.site_with(SiteFrame { node: n, i: argc, env, vals: base, nvals: argc });
+                let call = self.calls.len() as u32;
+                let mut cs = CallSite { node: n, base, argc, tail, site, bail, ic: None, prim: None };
                 seq.push(match prim {
-                    Some((p, _)) if self.m.prim_native(*p).is_some() => Expr::Prim { node: n, prim: *p, op: *op, base, argc, tail, site, bail },
+                    Some((p, _)) if self.m.prim_native(*p).is_some() => {
+                        cs.prim = Some(*p);
+                        Expr::Prim { op: *op, call }
+                    }
                     _ => {
+                        cs.ic = Some(self.ics);
                         self.ics += 1;
-                        Expr::Call { node: n, base, argc, tail, site, bail, ic: self.ics - 1 }
+                        Expr::Call(call)
                     }
                 });
+                self.calls.push(cs);
                 self.next_slot = saved;
                 Expr::Seq(seq)
             }

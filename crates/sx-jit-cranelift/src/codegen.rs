@@ -6,12 +6,14 @@ use cranelift_codegen::ir::{AbiParam, Block, BlockArg, Function, InstBuilder, Me
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use std::collections::HashMap;
-use sx_ir::{ic_offsets, BinOp, Expr, IrFunction, Slot};
+use sx_ir::{ic_offsets, BinOp, CallId, CallSite, Expr, IrFunction, Slot};
 use sx_jit::helpers::{HelperId, HelperInfo};
 use sx_jit::{ctx_offsets, prim_word, words, CompileError};
 
 struct Gen<'a, 'b> {
     b: FunctionBuilder<'b>,
+    /// The function's calls (`FnMeta::calls`).
+    calls: &'a [CallSite],
     helpers: &'a [HelperInfo],
     sigs: HashMap<usize, SigRef>,
     /// Signatures of direct entries by argument count.
@@ -84,7 +86,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
         Some(fl) => sx_ir::FLAT_VARS + u32::from(fl.frame_size),
         None => 1,
     };
-    let mut g = Gen { b, helpers, sigs: HashMap::new(), direct_sigs: HashMap::new(), call_conv, ctx, fp, meta, ics_base, direct, exit, cache: HashMap::new(), stored: Vec::new(), pending: Vec::new(), pending_stack: Vec::new(), first_temp };
+    let mut g = Gen { b, calls: &f.meta.calls, helpers, sigs: HashMap::new(), direct_sigs: HashMap::new(), call_conv, ctx, fp, meta, ics_base, direct, exit, cache: HashMap::new(), stored: Vec::new(), pending: Vec::new(), pending_stack: Vec::new(), first_temp };
     // The parameters stay in registers until the frame is needed.
     for (s, v) in cache {
         g.cache.insert(s, v);
@@ -461,8 +463,8 @@ impl Gen<'_, '_> {
                 self.store_slot(*dest, e);
                 e
             }
-            Expr::Call { base, argc, tail, site, bail, ic, .. } => self.cached_call(*base, *argc, *tail, *site, *bail, *ic),
-            Expr::Prim { node, prim, op, base, argc, tail, site, bail } => self.prim(*node, *prim, *op, *base, *argc, *tail, *site, *bail),
+            Expr::Call(call) => self.cached_call(*call),
+            Expr::Prim { op, call } => self.prim(*op, *call, false),
             Expr::Case { node, key, arms, els } => {
                 let k = self.expr(key);
                 let c = self.consts(&[self.meta, u64::from(*node)]);
@@ -535,7 +537,9 @@ impl Gen<'_, '_> {
     /// function) and the epoch is current, call its direct entry (a tail
     /// call from a direct entry becomes a native tail call); otherwise the
     /// runtime performs the call and fills the cache.
-    fn cached_call(&mut self, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, ic: u32) -> Value {
+    fn cached_call(&mut self, call: CallId) -> Value {
+        let CallSite { base, argc, tail, site, ic, .. } = self.calls[call as usize];
+        let Some(ic) = ic else { return self.slow_call(call) };
         let fl = self.flags();
         let ic_addr = self.meta_ic_addr(ic);
         let f = self.load_slot(base);
@@ -546,6 +550,7 @@ impl Gen<'_, '_> {
         let slow = self.b.create_block();
         let m = self.merge_block();
         self.b.ins().brif(same, check, &[], slow, &[]);
+        self.b.set_cold_block(slow);
         self.b.switch_to_block(check);
         self.b.seal_block(check);
         let ic_epoch = self.b.ins().load(I64, fl, ic_addr, ic_offsets::EPOCH);
@@ -632,7 +637,7 @@ impl Gen<'_, '_> {
         // Slow: the runtime.
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
-        let r = self.generic_call(base, argc, tail, site, bail, ic);
+        let r = self.slow_call(call);
         self.jump_to(m, r);
         let v = self.finish_merge(m);
         self.forget(base..=base + argc);
@@ -652,16 +657,16 @@ impl Gen<'_, '_> {
         self.word(addr)
     }
 
-    fn generic_call(&mut self, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, ic: u32) -> Value {
-        let c = self.consts(&[u64::from(base), u64::from(argc)]);
-        if tail {
-            let c2 = self.consts(&[self.meta, u64::from(ic)]);
-            let r = self.call(HelperId::sx_tail, &[c2[0], self.fp, c[0], c[1], c2[1]]);
+    /// Call `call` through the runtime (helper `sx_call`). In tail
+    /// position the activation ends with what it returns (a value, or the
+    /// `TAIL` it leaves for the caller).
+    fn slow_call(&mut self, call: CallId) -> Value {
+        let c = self.consts(&[self.meta, u64::from(call)]);
+        let r = self.call(HelperId::sx_call, &[c[0], self.fp, c[1]]);
+        if self.calls[call as usize].tail {
             self.b.ins().jump(self.exit, &[BlockArg::Value(r)]);
             return self.dead();
         }
-        let c2 = self.consts(&[self.meta, u64::from(site), u64::from(bail), u64::from(ic)]);
-        let r = self.call(HelperId::sx_call, &[c2[0], self.fp, c[0], c[1], c2[1], c2[2], c2[3]]);
         self.check_unwind(r);
         r
     }
@@ -670,12 +675,12 @@ impl Gen<'_, '_> {
     /// branches on the comparison itself, without making a boolean word.
     fn cond(&mut self, e: &Expr) -> Value {
         if let Expr::Seq(items) = e {
-            if let Some((Expr::Prim { node, prim, op: Some(op), base, argc: 2, site, bail, .. }, init)) = items.split_last() {
-                if !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Not) {
+            if let Some((Expr::Prim { op: Some(op), call }, init)) = items.split_last() {
+                if self.calls[*call as usize].argc == 2 && !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Not) {
                     for x in init {
                         self.expr(x);
                     }
-                    return self.prim_impl(*node, *prim, Some(*op), *base, 2, false, *site, *bail, true);
+                    return self.prim(Some(*op), *call, true);
                 }
             }
         }
@@ -683,26 +688,22 @@ impl Gen<'_, '_> {
         self.truthy(v)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn prim(&mut self, node: u32, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: u32, bail: u32) -> Value {
-        self.prim_impl(node, prim, op, base, argc, tail, site, bail, false)
-    }
-
     /// A primitive call; with `as_cond` its truth as a machine condition.
-    #[allow(clippy::too_many_arguments)]
-    fn prim_impl(&mut self, node: u32, prim: u32, op: Option<BinOp>, base: Slot, argc: u32, tail: bool, site: u32, bail: u32, as_cond: bool) -> Value {
+    fn prim(&mut self, op: Option<BinOp>, call: CallId, as_cond: bool) -> Value {
+        let CallSite { base, argc, prim, .. } = self.calls[call as usize];
+        let prim = prim.unwrap_or(u32::MAX);
         let head = self.load_slot(base);
         let is_prim = self.b.ins().icmp_imm_s(IntCC::Equal, head, prim_word(prim) as i64);
         let direct = self.b.create_block();
-        let generic = self.b.create_block();
+        let slow = self.b.create_block();
         let m = self.b.create_block();
         self.b.append_block_param(m, if as_cond { cranelift_codegen::ir::types::I8 } else { I64 });
-        self.b.ins().brif(is_prim, direct, &[], generic, &[]);
+        self.b.ins().brif(is_prim, direct, &[], slow, &[]);
+        self.b.set_cold_block(slow);
 
-        // Still the primitive: inline for fixnums, else the helper.
+        // Still the primitive: inline for fixnums.
         self.b.switch_to_block(direct);
         self.b.seal_block(direct);
-        let slow = self.b.create_block();
         match op {
             Some(BinOp::Not) if argc == 1 => {
                 let a = self.load_slot(base + 1);
@@ -759,18 +760,11 @@ impl Gen<'_, '_> {
                 self.b.ins().jump(slow, &[]);
             }
         }
+        // Anything else (another head, other operands, overflow): the
+        // runtime, out of line.
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
-        let c = self.consts(&[self.meta, u64::from(prim), u64::from(base), u64::from(argc), u64::from(node), u64::from(site)]);
-        let r = self.call(HelperId::sx_prim, &[c[0], self.fp, c[1], c[2], c[3], c[4], c[5]]);
-        self.check_unwind(r);
-        let r = if as_cond { self.truthy(r) } else { r };
-        self.jump_to(m, r);
-
-        // Rebound: an ordinary call.
-        self.b.switch_to_block(generic);
-        self.b.seal_block(generic);
-        let r = self.generic_call(base, argc, tail, site, bail, u32::MAX);
+        let r = self.slow_call(call);
         let r = if as_cond { self.truthy(r) } else { r };
         self.jump_to(m, r);
         let v = self.finish_merge(m);

@@ -38,20 +38,17 @@ macro_rules! foreach_helper {
             sx_unbound(ctx, meta, fp, site, node, env);
             /// Assign or define a global.
             sx_set_global(ctx, meta, fp, sym, value, define, bail);
-            /// Call the value in slot `base` with the next `argc` slots
-            /// (and fill inline cache `ic` when the callee is flat).
-            sx_call(ctx, meta, fp, base, argc, site, bail, ic);
+            /// Perform call `call` of the metadata (`FnMeta::calls`): apply
+            /// the primitive while the head still is it, else call the head
+            /// (filling the inline cache); in tail position leave the call
+            /// for the caller and return `TAIL`.
+            sx_call(ctx, meta, fp, call);
             /// A direct call returned `UNWIND`: add this activation's frames.
             sx_unwound(ctx, meta, fp, site);
             /// A direct call returned `TAIL`: perform the pending tail call.
             sx_run_tail(ctx, meta, fp, site);
             /// The parent of environment `env`.
             sx_env_parent(ctx, env);
-            /// Leave a tail call for the caller (filling inline cache `ic`
-            /// when the callee is flat); returns `TAIL`.
-            sx_tail(ctx, meta, fp, base, argc, ic);
-            /// Apply native primitive `prim` to slots `base + 1 ..`.
-            sx_prim(ctx, meta, fp, prim, base, argc, node, site);
             /// Evaluate `node` in the interpreter.
             sx_interp(ctx, meta, fp, node, env, site);
             /// The clause of `case` node `node` matching `key` (the clause
@@ -253,19 +250,54 @@ pub unsafe extern "C" fn sx_set_global(ctx: *mut JitCtx, meta: u64, fp: u64, sym
 }
 
 /// # Safety
-/// Called by compiled code with its context, metadata and frame.
-#[allow(clippy::too_many_arguments)]
-pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, site: u64, bail: u64, ic: u64) -> u64 {
-    // SAFETY: see `parts`, `meta_ref`, `push_site`; slots `base ..= base + argc` are in the frame.
+/// Called by compiled code with its context, metadata and frame; `call`
+/// indexes the metadata's calls and its slots are in the frame.
+pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, call: u64) -> u64 {
+    // SAFETY: see `parts`, `meta_ref`, `push_site`; the call's slots are in the frame.
     unsafe {
         let (m, tier) = parts(ctx);
         let meta = meta_ref(meta);
-        let f = slot(fp, base);
-        let args = operands(fp, base, argc);
-        let r = tier.call(m, f, args, meta.ics.get(ic as usize));
-        let out = finish_call(m, tier, meta, fp, r, base + argc, site, bail);
+        let Some(cs) = meta.calls.get(call as usize).copied() else { return words::UNWIND };
+        let f = slot(fp, u64::from(cs.base));
+        let args = operands(fp, u64::from(cs.base), u64::from(cs.argc));
+        let out = match cs.prim {
+            Some(p) if f == Value::prim(p) => apply_prim(m, tier, meta, fp, p, args, &cs),
+            _ if cs.tail => {
+                if let Some(cell) = cs.ic.and_then(|ic| meta.ics.get(ic as usize)) {
+                    tier.fill_ic(m, f, args.len(), cell);
+                }
+                tier.set_tail(f, args);
+                return words::TAIL;
+            }
+            _ => {
+                let r = tier.call(m, f, args, cs.ic.and_then(|ic| meta.ics.get(ic as usize)));
+                finish_call(m, tier, meta, fp, r, u64::from(cs.base + cs.argc), u64::from(cs.site), u64::from(cs.bail))
+            }
+        };
         refresh_globals(ctx, m);
         out
+    }
+}
+
+/// Apply native primitive `p` for call `cs`; an error is raised at its node
+/// with the frames of its site.
+///
+/// # Safety
+/// `fp` and `meta` as for the helpers.
+unsafe fn apply_prim(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, p: u32, args: &[Value], cs: &sx_ir::CallSite) -> u64 {
+    let r = match m.prim_native(p) {
+        Some((_, min, max, _)) if args.len() < min || max.is_some_and(|x| args.len() > x) => Err(sx_core::error::arity_error(m.prim_name(p), min, max, args.len())),
+        Some((f, ..)) => f(&mut m.rt, args),
+        None => Err(sx_core::error::Error::msg("internal: not a native primitive")),
+    };
+    match r {
+        Ok(v) => v.0,
+        Err(e) => {
+            // SAFETY: guaranteed by the caller.
+            unsafe { push_site(m, tier, meta, fp, u64::from(cs.site)) };
+            let _ = m.jit_fail(&meta.code, cs.node, e);
+            words::UNWIND
+        }
     }
 }
 
@@ -324,51 +356,6 @@ unsafe fn finish_call(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, r
                 words::UNWIND
             }
         }
-    }
-}
-
-/// # Safety
-/// Called by compiled code with its context and frame.
-pub unsafe extern "C" fn sx_tail(ctx: *mut JitCtx, meta: u64, fp: u64, base: u64, argc: u64, ic: u64) -> u64 {
-    // SAFETY: see `parts` and `meta_ref`; slots `base ..= base + argc` are in the frame.
-    unsafe {
-        let (m, tier) = parts(ctx);
-        let args = operands(fp, base, argc);
-        let f = slot(fp, base);
-        if let Some(cell) = meta_ref(meta).ics.get(ic as usize) {
-            tier.fill_ic(m, f, args.len(), cell);
-        }
-        tier.set_tail(f, args);
-    }
-    words::TAIL
-}
-
-/// # Safety
-/// Called by compiled code with its context, metadata and frame.
-pub unsafe extern "C" fn sx_prim(ctx: *mut JitCtx, meta: u64, fp: u64, prim: u64, base: u64, argc: u64, node: u64, site: u64) -> u64 {
-    // SAFETY: see `parts`, `meta_ref`, `push_site`; slots `base ..= base + argc` are in the frame.
-    unsafe {
-        let (m, tier) = parts(ctx);
-        let meta = meta_ref(meta);
-        let args = operands(fp, base, argc);
-        let Some((f, min, max, _)) = m.prim_native(prim as u32) else {
-            return words::UNWIND;
-        };
-        let r = if args.len() < min || max.is_some_and(|x| args.len() > x) {
-            Err(sx_core::error::arity_error(m.prim_name(prim as u32), min, max, args.len()))
-        } else {
-            f(&mut m.rt, args)
-        };
-        let out = match r {
-            Ok(v) => v.0,
-            Err(e) => {
-                push_site(m, tier, meta, fp, site);
-                let _ = m.jit_fail(&meta.code, node as NodeId, e);
-                words::UNWIND
-            }
-        };
-        refresh_globals(ctx, m);
-        out
     }
 }
 

@@ -56,7 +56,9 @@ fn tail_calls_are_marked_and_complex_forms_go_to_the_interpreter() {
     let code = lambda(&mut m, "(define (h x) (h x)) h");
     let ir = lower(&code, &m).expect("lowers");
     let Expr::Seq(items) = &ir.body else { panic!("{:?}", ir.body) };
-    assert!(matches!(items.last(), Some(Expr::Call { tail: true, argc: 1, .. })), "{:?}", ir.body);
+    let Some(Expr::Call(call)) = items.last() else { panic!("{:?}", ir.body) };
+    let cs = ir.meta.calls[*call as usize];
+    assert!(cs.tail && cs.argc == 1 && cs.ic.is_some(), "{cs:?}");
 }
 
 #[test]
