@@ -840,7 +840,11 @@ impl Machine {
             return Err(Error::msg("Maximum recursion depth exceeded"));
         }
         self.check_interrupt()?;
-        let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
+        let new_env = if size <= 2 {
+            self.rt.heap.alloc_env2(parent, [slots[0], slots[1]])
+        } else {
+            self.rt.heap.alloc_env(parent, &slots[..args.len()], size)
+        };
         lc.calls.set(lc.calls.get().wrapping_add(1));
         if self.tier.is_some() {
             if let Some(ctl) = self.tier_enter(&lc, new_env) {

@@ -370,6 +370,19 @@ impl Heap {
         }
     }
 
+    /// A new environment frame of at most two slots (the commonest call).
+    #[inline(always)]
+    pub fn alloc_env2(&mut self, parent: Value, slots: [Value; 2]) -> Value {
+        self.allocated_since_gc += 1;
+        let obj = Obj::Env2 { parent, slots };
+        if self.free_head == NO_FREE {
+            let i = self.objs.len() as u32;
+            self.objs.push(obj);
+            return Value::heap(i);
+        }
+        self.alloc(obj)
+    }
+
     /// A new environment frame of `size` slots whose first slots are `init`
     /// (the rest nil).
     #[inline]
