@@ -22,8 +22,11 @@ pub struct Code {
     pub consts: Option<RootHandle>,
     /// Unique id (for caches keyed by code).
     pub id: u64,
-    /// Calls so far (the tiering counter).
+    /// Calls the interpreter entered so far.
     pub calls: Cell<u32>,
+    /// Until which call the compiled tier need not be asked about this code
+    /// (see [`TierQuiet`]).
+    pub tier_quiet: Cell<TierQuiet>,
     /// Runtime macro expansions of call sites whose head became a macro
     /// after analysis.
     pub expansions: RefCell<hashbrown::HashMap<NodeId, Rc<Code>>>,
@@ -47,6 +50,55 @@ impl CodeObj for Code {
     }
     fn as_any_rc(self: Rc<Self>) -> Rc<dyn std::any::Any> {
         self
+    }
+}
+
+/// A window of calls the interpreter enters without asking the compiled
+/// tier, set by the tier when asking would change nothing but a count (below
+/// the compile threshold, declined, excluded): cold code does not pay for
+/// the JIT on every call. It holds while `version` equals
+/// [`TierSignals::version`] and [`Code::calls`] is at most `until`. `from` is
+/// the call at which it was set and `epoch` the [`TierSignals::epoch`] then:
+/// the calls skipped since are added to the code's counter at the next
+/// asking unless the counters were reset meanwhile. `counted`: the skipped
+/// calls are below-threshold calls (counted in
+/// [`TierSignals::skipped_below`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierQuiet {
+    pub version: u32,
+    pub epoch: u32,
+    pub from: u32,
+    pub until: u32,
+    pub counted: bool,
+}
+
+/// What the interpreter and the compiled tier tell each other without a
+/// call: shared by the machine, the tier and whoever changes the tier's
+/// policy.
+#[derive(Debug, Default)]
+pub struct TierSignals {
+    /// Bumped by every change of the tier's policy (threshold, exclusions,
+    /// reset, a fresh cache): ends every [`TierQuiet`] window.
+    pub version: Cell<u32>,
+    /// Bumped when call counters are dropped (reset, a fresh cache).
+    pub epoch: Cell<u32>,
+    /// Below-threshold calls entered inside quiet windows.
+    pub skipped_below: Cell<u64>,
+    /// Lambda calls the interpreter entered.
+    pub entries: Cell<u64>,
+}
+
+impl TierSignals {
+    /// End every quiet window (the tier's policy changed).
+    pub fn policy_changed(&self) {
+        self.version.set(self.version.get().wrapping_add(1));
+    }
+
+    /// End every quiet window and forget the calls they skipped (the
+    /// counters were dropped).
+    pub fn counters_dropped(&self) {
+        self.policy_changed();
+        self.epoch.set(self.epoch.get().wrapping_add(1));
     }
 }
 

@@ -238,6 +238,8 @@ pub struct Machine {
     last_backtrace: Vec<TraceFrame>,
     /// The compiled tier, if any.
     pub tier: Option<Rc<dyn Tier>>,
+    /// Shared with the compiled tier (see [`crate::code::TierQuiet`]).
+    pub tier_signals: Rc<crate::code::TierSignals>,
     /// Set from another thread (e.g. a Ctrl-C handler) to interrupt the
     /// running program: the next lambda entry raises `Interrupted`.
     pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -322,6 +324,7 @@ impl Machine {
             err_span_precise: false,
             last_backtrace: Vec::new(),
             tier: None,
+            tier_signals: Rc::new(crate::code::TierSignals::default()),
             deopt: None,
             interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
@@ -610,6 +613,7 @@ impl Machine {
                 consts: None,
                 id: 0,
                 calls: std::cell::Cell::new(0),
+                tier_quiet: std::cell::Cell::new(crate::code::TierQuiet::default()),
                 expansions: std::cell::RefCell::new(HashMap::new()),
             });
         }
@@ -845,8 +849,7 @@ impl Machine {
         } else {
             self.rt.heap.alloc_env(parent, &slots[..args.len()], size)
         };
-        lc.calls.set(lc.calls.get().wrapping_add(1));
-        if self.tier.is_some() {
+        if self.count_entry(&lc) {
             if let Some(ctl) = self.tier_enter(&lc, new_env) {
                 return Ok(Some(ctl));
             }
@@ -1536,8 +1539,7 @@ impl Machine {
                     return Err(Error::msg("Maximum recursion depth exceeded"));
                 }
                 self.check_interrupt()?;
-                lc.calls.set(lc.calls.get().wrapping_add(1));
-                if self.tier.is_some() {
+                if self.count_entry(&lc) {
                     if let Some(ctl) = self.tier_enter(&lc, new_env) {
                         return Ok(ctl);
                     }
@@ -1871,6 +1873,27 @@ impl Machine {
     fn interrupted(&self) -> Error {
         self.interrupt.store(false, std::sync::atomic::Ordering::Relaxed);
         Error::msg("Interrupted")
+    }
+
+    /// Count an entry of lambda `lc`; true when the compiled tier must be
+    /// asked about it (there is one, and `lc` is outside its quiet window).
+    #[inline(always)]
+    fn count_entry(&mut self, lc: &Code) -> bool {
+        let n = lc.calls.get().wrapping_add(1);
+        lc.calls.set(n);
+        let sig = &*self.tier_signals;
+        sig.entries.set(sig.entries.get() + 1);
+        if self.tier.is_none() {
+            return false;
+        }
+        let q = lc.tier_quiet.get();
+        if q.version == sig.version.get() && n <= q.until {
+            if q.counted {
+                sig.skipped_below.set(sig.skipped_below.get() + 1);
+            }
+            return false;
+        }
+        true
     }
 
     /// Offer a lambda entry to the compiled tier.

@@ -222,6 +222,9 @@ fn run_tests(cli: &Cli, files: &[PathBuf], jsonl: bool) -> ExitCode {
                 jit.insert("lambda-calls".into(), json!(calls));
                 jit.insert("compiled-calls".into(), json!(compiled));
             }
+            if let Some(us) = eng.jit_compile_micros() {
+                jit.insert("compile-us".into(), json!(us));
+            }
             let _ = writeln!(out, "{}", json!({"event":"file-done","file":file,"jit":jit}));
         }
         let _ = out.flush();

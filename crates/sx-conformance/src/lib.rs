@@ -65,8 +65,13 @@ struct Job<'a> {
 /// Run every file on every tier and build the report.
 pub fn run_suite(opts: &RunOptions, files: &[TestFile]) -> RunReport {
     let batches: Vec<Vec<TestFile>> = make_batches(files, opts.batch_size);
-    let jobs: Vec<Job> = (0..opts.tiers.len())
-        .flat_map(|tier| batches.iter().map(move |b| Job { tier, files: b }))
+    // Batch-major order: each batch runs on every tier before the next one
+    // starts, so the tiers share the machine's conditions and the time per
+    // tier compares like with like (a slow phase of a shared machine does
+    // not land on one tier only).
+    let jobs: Vec<Job> = batches
+        .iter()
+        .flat_map(|b| (0..opts.tiers.len()).map(move |tier| Job { tier, files: b }))
         .collect();
     let total_files = (files.len() * opts.tiers.len()) as u64;
 

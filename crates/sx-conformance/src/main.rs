@@ -266,7 +266,11 @@ fn run(args: RunArgs) -> Result<bool> {
             .iter()
             .map(|t| {
                 let ratio = if base > 0.0 { format!(" ({:.2}x)", t.batch_seconds / base) } else { String::new() };
-                format!("{} {:.1}s{ratio}", t.name, t.batch_seconds)
+                let compiling = match compile_seconds(&t.data) {
+                    Some(s) => format!(" of which compiling {s:.2}s"),
+                    None => String::new(),
+                };
+                format!("{} {:.1}s{ratio}{compiling}", t.name, t.batch_seconds)
             })
             .collect();
         println!("time per tier (sum of batch wall times): {}", shown.join(", "));
@@ -316,6 +320,13 @@ fn coverage_table(t: &sx_conformance::report::TierJson) -> Option<(String, f64)>
 }
 
 /// Coverage of compiled code in a tier, from the `jit` objects of `file-done`.
+/// Seconds a tier's children spent compiling (their `compile-us`), if they
+/// reported it.
+fn compile_seconds(t: &sx_conformance::report::TierJson) -> Option<f64> {
+    let us: Vec<u64> = t.jit_by_topic.values().filter_map(|v| v.get("stats")?.get("compile-us")?.as_u64()).collect();
+    (!us.is_empty()).then(|| us.iter().sum::<u64>() as f64 / 1e6)
+}
+
 fn jit_summary(t: &sx_conformance::report::TierJson) -> Option<String> {
     let sum = |key: &str| -> u64 {
         t.jit_by_topic

@@ -348,14 +348,41 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
     /// A lambda whose code is `key` is being called. See [`CallDecision`].
     #[inline]
     pub fn on_call(&mut self, key: CodeKey, name: Option<&str>) -> CallDecision<A> {
+        self.on_call_after(key, name, 0)
+    }
+
+    /// [`JitCache::on_call`] after `unseen` earlier calls of `key` that were not reported
+    /// (the caller skipped asking, as [`JitCache::quiet_calls`] allowed, and counted them in
+    /// `below_threshold` itself): they count towards the threshold.
+    #[inline]
+    pub fn on_call_after(&mut self, key: CodeKey, name: Option<&str>, unseen: u32) -> CallDecision<A> {
         if self.threshold == 0 {
             self.counts.below_threshold += 1;
             return CallDecision::Interpret;
         }
         match self.hit(key) {
             Some(a) => CallDecision::Run(a),
-            None => self.miss(key, name),
+            None => self.miss(key, name, unseen),
         }
+    }
+
+    /// After an `Interpret` answer for `key`: for how many further calls the answer stays
+    /// `Interpret` whatever happens but the counting of those calls, and whether they would
+    /// count as `below_threshold` calls. A caller may skip asking for that many calls (until
+    /// the policy changes: threshold, exclusions, reset, a fresh scope) and report them with
+    /// [`JitCache::on_call_after`]. `(u32::MAX, false)`: declined or excluded for good.
+    pub fn quiet_calls(&self, key: CodeKey, name: Option<&str>) -> (u32, bool) {
+        if self.threshold == 0 {
+            return (u32::MAX, true);
+        }
+        if self.lru.contains(&key) || self.pinned.contains_key(&key) || self.pending.contains(&key) {
+            return (0, false);
+        }
+        if self.negative.contains(&key) || name.is_some_and(|n| !self.exclusions.is_empty() && self.exclusions.matches(n)) {
+            return (u32::MAX, false);
+        }
+        let count = self.counters.peek(&key).copied().unwrap_or(0);
+        (self.threshold.saturating_sub(count.saturating_add(1)), true)
     }
 
     /// The compiled entry of `key`, counted as a hit (LRU order, hit counts);
@@ -374,7 +401,7 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
         Some(Rc::clone(&entry.artifact))
     }
 
-    fn miss(&mut self, key: CodeKey, name: Option<&str>) -> CallDecision<A> {
+    fn miss(&mut self, key: CodeKey, name: Option<&str>, unseen: u32) -> CallDecision<A> {
         if self.negative.get(&key).is_some() {
             return CallDecision::Interpret;
         }
@@ -387,16 +414,17 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
             self.counts.below_threshold += 1;
             return CallDecision::Interpret;
         }
+        let calls = unseen.saturating_add(1);
         let count = match self.counters.get_mut(&key) {
             Some(c) => {
-                *c = c.saturating_add(1);
+                *c = c.saturating_add(calls);
                 *c
             }
             None => {
-                if self.threshold > 1 {
-                    self.counters.push(key, 1);
+                if self.threshold > calls {
+                    self.counters.push(key, calls);
                 }
-                1
+                calls
             }
         };
         if count >= self.threshold {
@@ -490,6 +518,12 @@ impl<A: Artifact, C: Clock> JitCache<A, C> {
                 reason: reason.into(),
             },
         );
+    }
+
+    /// Count `n` calls answered `Interpret` below the threshold without asking (see
+    /// [`JitCache::quiet_calls`]).
+    pub fn note_below_threshold(&mut self, n: u64) {
+        self.counts.below_threshold += n;
     }
 
     // ----------------------------------------------------------------------------------------

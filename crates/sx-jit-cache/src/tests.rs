@@ -1021,3 +1021,32 @@ fn the_key_hasher_spreads_sequential_keys() {
     let hashes: std::collections::HashSet<u64> = (0..10_000u64).map(|i| build.hash_one(CodeKey(i)) >> 57).collect();
     assert_eq!(hashes.len(), 128, "the top 7 bits (hashbrown's control bytes) all occur");
 }
+
+#[test]
+fn quiet_calls_cover_the_calls_below_the_threshold_and_count_when_reported() {
+    let (mut c, _) = cache(5, 1 << 20);
+    assert!(c.on_call(k(1), Some("f")).is_interpret());
+    // Calls 2, 3 and 4 would be answered `Interpret` too.
+    assert_eq!(c.quiet_calls(k(1), Some("f")), (3, true));
+    // Reported at the 5th call: it compiles.
+    assert!(c.on_call_after(k(1), Some("f"), 3).is_compile());
+    assert_eq!(c.quiet_calls(k(1), Some("f")), (0, false), "pending: ask again");
+    c.insert(k(1), fake(1, 10, 10));
+    assert_eq!(c.quiet_calls(k(1), Some("f")), (0, false), "compiled: ask every time");
+    // The skipped calls are the caller's to count in `below_threshold`.
+    assert_eq!(c.stats().below_threshold, 1);
+    c.note_below_threshold(3);
+    assert_eq!(c.stats().below_threshold, 4);
+}
+
+#[test]
+fn declined_excluded_and_never_compiled_code_is_quiet_for_good() {
+    let (mut c, _) = cache(1, 1 << 20);
+    assert!(c.on_call(k(2), Some("g")).is_compile());
+    c.declined(k(2), "no");
+    assert_eq!(c.quiet_calls(k(2), Some("g")), (u32::MAX, false));
+    c.exclude(["h"]);
+    assert_eq!(c.quiet_calls(k(3), Some("h")), (u32::MAX, false));
+    c.set_threshold(0);
+    assert_eq!(c.quiet_calls(k(4), Some("i")), (u32::MAX, true));
+}

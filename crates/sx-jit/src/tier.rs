@@ -5,7 +5,7 @@ use crate::{words, Artifact, Backend, Cache, JitCtx};
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::rc::Rc;
 use std::time::Instant;
-use sx_cek::code::Code;
+use sx_cek::code::{Code, TierQuiet, TierSignals};
 use sx_cek::frames::ContinuationObj;
 use sx_cek::machine::{JitOutcome, Tier};
 use sx_cek::Machine;
@@ -44,6 +44,9 @@ pub struct TierCounters {
     pub deopts: u64,
     /// Calls that went to the interpreter because the native stack was low.
     pub stack_fallbacks: u64,
+    /// Time spent lowering and compiling (declined attempts included), in
+    /// microseconds.
+    pub compile_us: u64,
 }
 
 /// The outcome of a call made on behalf of compiled code.
@@ -131,12 +134,22 @@ impl JitTier {
         self.backend.borrow().name()
     }
 
+    /// The tier's counters; `lambda_calls` counts the calls made by
+    /// compiled code (see [`JitTier::counters_with`] for all of them).
     pub fn counters(&self) -> TierCounters {
         let mut c = self.counters.get();
         // SAFETY: read between runs of compiled code, on this thread.
         let direct = unsafe { (*self.ctx.get()).direct_calls };
         c.lambda_calls += direct;
         c.compiled_calls += direct;
+        c
+    }
+
+    /// The tier's counters, with the lambda calls the interpreter entered
+    /// (counted in `signals`, the machine's) in `lambda_calls`.
+    pub fn counters_with(&self, signals: &TierSignals) -> TierCounters {
+        let mut c = self.counters();
+        c.lambda_calls += signals.entries.get();
         c
     }
 
@@ -190,12 +203,25 @@ impl JitTier {
 
     /// Count a call of `code` and return its compiled artifact, compiling it
     /// now if it just became hot.
+    /// What to do with an entry of `code` the interpreter asks about. An
+    /// `Interpret` answer opens a quiet window ([`TierQuiet`]): the calls the
+    /// cache would answer the same way are entered without asking.
     fn decide(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
         let key = CodeKey(code.id);
-        let d = self.cache.borrow_mut().on_call(key, code.name.as_deref());
+        let sig = &*m.tier_signals;
+        let n = code.calls.get();
+        let q = code.tier_quiet.get();
+        // Calls skipped since the last asking count towards the threshold,
+        // unless the counters were dropped meanwhile.
+        let unseen = if q.counted && q.epoch == sig.epoch.get() && q.from != 0 { n.wrapping_sub(q.from).saturating_sub(1) } else { 0 };
+        let d = self.cache.borrow_mut().on_call_after(key, code.name.as_deref(), unseen);
         match d {
             CallDecision::Run(a) => Some(a),
-            CallDecision::Interpret => None,
+            CallDecision::Interpret => {
+                let (calls, counted) = self.cache.borrow().quiet_calls(key, code.name.as_deref());
+                code.tier_quiet.set(TierQuiet { version: sig.version.get(), epoch: sig.epoch.get(), from: n, until: n.saturating_add(calls), counted });
+                None
+            }
             CallDecision::Compile => self.compile(m, code),
         }
     }
@@ -251,6 +277,8 @@ impl JitTier {
         // interpreted.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.backend.borrow_mut().compile(&ir)))
             .unwrap_or_else(|_| Err(crate::CompileError::Failed("the code generator panicked".into())));
+        let spent = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.count(|c| c.compile_us = c.compile_us.saturating_add(spent));
         match r {
             Ok(c) => {
                 let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
@@ -512,7 +540,6 @@ fn is_continuation(m: &Machine, f: Value) -> bool {
 
 impl Tier for JitTier {
     fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome> {
-        self.count(|c| c.lambda_calls += 1);
         let floor = self.deep_floor.get();
         if floor != usize::MAX && m.depth() <= floor {
             // Back above the recursion that exhausted the native stack.
@@ -523,7 +550,6 @@ impl Tier for JitTier {
             // Out of native stack: continue below the compiled frames that
             // hold it (when they started this run), else interpret here.
             self.count(|c| c.stack_fallbacks += 1);
-            self.count(|c| c.lambda_calls -= 1);
             return m.jit_leave_run(code.clone(), env);
         }
         Some(self.run(m, a, Start::Env(env), false))

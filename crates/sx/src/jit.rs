@@ -12,6 +12,7 @@ use sx_core::error::{type_error, Error};
 use sx_core::heap::{DictMap, Obj};
 use sx_core::Rt;
 use sx_jit::{Artifact, Cache, JitTier};
+use sx_cek::code::TierSignals;
 use sx_jit_cache::{CodeKey, JitStats, SavedJit};
 
 /// The engine's JIT state: the cache (shared with the tier), the tier, and
@@ -19,6 +20,9 @@ use sx_jit_cache::{CodeKey, JitStats, SavedJit};
 pub struct JitState {
     pub cache: Rc<RefCell<Cache>>,
     pub tier: Option<Rc<JitTier>>,
+    /// Shared with the machine: policy changes end the interpreter's quiet
+    /// windows; calls skipped in them are flushed into the cache's counts.
+    pub signals: Rc<TierSignals>,
     /// `with-fresh-jit` scopes: the cache contents and the settings to restore.
     fresh: Vec<(SavedJit<Artifact>, Settings)>,
 }
@@ -32,15 +36,39 @@ struct Settings {
 
 pub type SharedJit = Rc<RefCell<JitState>>;
 
-pub(crate) fn new_state(backend: &str) -> SharedJit {
-    Rc::new(RefCell::new(JitState { cache: Rc::new(RefCell::new(Cache::new(backend))), tier: None, fresh: Vec::new() }))
+pub(crate) fn new_state(backend: &str, signals: Rc<TierSignals>) -> SharedJit {
+    Rc::new(RefCell::new(JitState { cache: Rc::new(RefCell::new(Cache::new(backend))), tier: None, signals, fresh: Vec::new() }))
+}
+
+impl JitState {
+    /// Bring the cache's counts up to date with the calls the interpreter
+    /// entered in quiet windows.
+    pub fn flush(&self) {
+        let n = self.signals.skipped_below.replace(0);
+        if n > 0 {
+            self.cache.borrow_mut().note_below_threshold(n);
+        }
+    }
+
+    /// The cache's statistics, up to date.
+    pub fn stats(&self) -> JitStats {
+        self.flush();
+        self.cache.borrow().stats()
+    }
+
+    /// Set the compile threshold.
+    pub fn set_threshold(&self, n: u32) {
+        self.cache.borrow_mut().set_threshold(n);
+        self.signals.policy_changed();
+    }
 }
 
 /// `jit-report`: the cache's summary, then what the tier did.
 pub(crate) fn report(st: &JitState) -> String {
+    st.flush();
     let mut r = st.cache.borrow().report();
     if let Some(t) = &st.tier {
-        let c = t.counters();
+        let c = t.counters_with(&st.signals);
         let pct = if c.lambda_calls == 0 { 0.0 } else { 100.0 * c.compiled_calls as f64 / c.lambda_calls as f64 };
         let mut lat = t.compile_latencies_us();
         lat.sort_unstable();
@@ -103,14 +131,14 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     let j = jit.clone();
     e.define_fn("jit-set-threshold!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-threshold!", a[0])?;
-        j.borrow().cache.borrow_mut().set_threshold(u32::try_from(n).unwrap_or(u32::MAX));
+        j.borrow().set_threshold(u32::try_from(n).unwrap_or(u32::MAX));
         Ok(a[0])
     });
     let j = jit.clone();
     e.define_fn("%jit-threshold", 0, Some(0), move |rt, _a| Ok(rt.int(i64::from(j.borrow().cache.borrow().threshold()))));
     let j = jit.clone();
     e.define_fn("jit-stats", 0, Some(0), move |rt, _a| {
-        let s = j.borrow().cache.borrow().stats();
+        let s = j.borrow().stats();
         Ok(stats_dict(rt, &s))
     });
     let j = jit.clone();
@@ -120,12 +148,17 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     });
     let j = jit.clone();
     e.define_fn("jit-reset!", 0, Some(0), move |_rt, _a| {
-        j.borrow().cache.borrow_mut().reset();
+        let st = j.borrow();
+        st.cache.borrow_mut().reset();
+        st.signals.skipped_below.set(0);
+        st.signals.counters_dropped();
         Ok(Value::NIL)
     });
     let j = jit.clone();
     e.define_fn("jit-reset-counters!", 0, Some(0), move |_rt, _a| {
-        j.borrow().cache.borrow_mut().reset_counters();
+        let st = j.borrow();
+        st.signals.skipped_below.set(0);
+        st.cache.borrow_mut().reset_counters();
         Ok(Value::NIL)
     });
     let j = jit.clone();
@@ -139,7 +172,10 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
     let j = jit.clone();
     e.define_fn("jit-set-budget!", 1, Some(1), move |rt, a| {
         let n = non_negative(rt, "jit-set-budget!", a[0])?;
-        j.borrow().cache.borrow_mut().set_budget(usize::try_from(n).unwrap_or(usize::MAX));
+        let st = j.borrow();
+        st.cache.borrow_mut().set_budget(usize::try_from(n).unwrap_or(usize::MAX));
+        // Oversized code is forgotten: it may be compiled now.
+        st.signals.policy_changed();
         Ok(a[0])
     });
     let j = jit.clone();
@@ -151,12 +187,15 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
                 None => return Err(type_error("jit-exclude!", "string", rt.type_name(*v))),
             }
         }
-        let n = j.borrow().cache.borrow_mut().exclude(names);
+        let st = j.borrow();
+        let n = st.cache.borrow_mut().exclude(names);
+        st.signals.policy_changed();
         Ok(rt.int(n as i64))
     });
     let j = jit.clone();
     e.define_fn("%jit-begin-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
+        st.flush();
         let saved;
         let settings;
         {
@@ -165,11 +204,15 @@ pub(crate) fn install(e: &mut Engine, jit: &SharedJit) {
             saved = c.begin_fresh();
         }
         st.fresh.push((saved, settings));
+        st.signals.counters_dropped();
         Ok(Value::NIL)
     });
     let j = jit.clone();
     e.define_fn("%jit-end-fresh", 0, Some(0), move |_rt, _a| {
         let mut st = j.borrow_mut();
+        // Calls skipped inside the scope belong to the state it drops.
+        st.flush();
+        st.signals.counters_dropped();
         if let Some((saved, settings)) = st.fresh.pop() {
             let mut c = st.cache.borrow_mut();
             c.end_fresh(saved);

@@ -185,7 +185,8 @@ impl Engine {
         let mut m = Machine::new();
         m.max_depth = opts.max_depth;
         let backend_name = generator.as_ref().map_or(opts.backend.name(), |g| g.name());
-        let mut e = Engine { m, jit: jit::new_state(backend_name), sources: std::collections::VecDeque::new() };
+        let signals = m.tier_signals.clone();
+        let mut e = Engine { m, jit: jit::new_state(backend_name, signals), sources: std::collections::VecDeque::new() };
         let shared = e.jit.clone();
         jit::install(&mut e, &shared);
         if let Some(generator) = generator {
@@ -356,8 +357,15 @@ impl Engine {
     /// code (`None` without a compiling backend).
     pub fn jit_call_coverage(&self) -> Option<(u64, u64)> {
         let st = self.jit.borrow();
-        let c = st.tier.as_ref()?.counters();
+        let c = st.tier.as_ref()?.counters_with(&st.signals);
         Some((c.lambda_calls, c.compiled_calls))
+    }
+
+    /// Time the compiled tier spent lowering and compiling, in microseconds
+    /// (`None` without a compiling backend).
+    pub fn jit_compile_micros(&self) -> Option<u64> {
+        let st = self.jit.borrow();
+        Some(st.tier.as_ref()?.counters().compile_us)
     }
 
     /// Compile latencies (microseconds) of the most recent compilations
@@ -369,12 +377,12 @@ impl Engine {
 
     /// The numeric fields of `jit-stats`, in section 8 order.
     pub fn jit_stats_fields(&self) -> Vec<(&'static str, u64)> {
-        self.jit.borrow().cache.borrow().stats().numeric_fields().to_vec()
+        self.jit.borrow().stats().numeric_fields().to_vec()
     }
 
     /// Set the call count at which lambdas are compiled (0 = never).
     pub fn set_jit_threshold(&mut self, n: u32) {
-        self.jit.borrow().cache.borrow_mut().set_threshold(n);
+        self.jit.borrow().set_threshold(n);
     }
 
     /// Names of every built-in primitive (native and machine-level),

@@ -124,3 +124,23 @@ mod cranelift {
         assert!(err.contains("--features llvm"), "{err}");
     }
 }
+
+/// The interpreter skips asking the tier about cold code (quiet windows):
+/// the statistics and the threshold still see every call.
+#[cfg(feature = "cranelift")]
+#[test]
+fn cold_calls_skipped_by_the_interpreter_are_counted_exactly() {
+    let opts = EngineOptions { backend: sx::Backend::Cranelift, jit_threshold: Some(10), ..EngineOptions::default() };
+    let mut e = Engine::with_options(opts).expect("cranelift");
+    e.eval_str("(define (sq x) (* x x)) (sq 1) (sq 2) (sq 3)", "t").expect("calls");
+    assert_eq!(stat(&mut e, "below-threshold"), "3");
+    // Lowering the threshold ends the window; the skipped calls count.
+    assert_eq!(e.eval_to_string("(jit-set-threshold! 5) (sq 4) (jit-compiled? sq)").expect("4th"), "false");
+    assert_eq!(e.eval_to_string("(sq 5) (jit-compiled? sq)").expect("5th"), "true");
+    assert_eq!(stat(&mut e, "below-threshold"), "4");
+    // After a reset the calls before it do not count.
+    e.eval_str("(jit-reset!) (jit-set-threshold! 3) (define (cube x) (* x x x)) (cube 1) (cube 2)", "t").expect("reset");
+    assert_eq!(e.eval_to_string("(jit-reset!) (cube 3) (cube 4) (jit-compiled? cube)").expect("after reset"), "false");
+    assert_eq!(e.eval_to_string("(cube 5) (jit-compiled? cube)").expect("3rd after reset"), "true");
+    assert_eq!(stat(&mut e, "below-threshold"), "2");
+}
