@@ -22,9 +22,10 @@ const STACK_MARGIN: usize = 1 << 20;
 /// When compiled code runs out of native stack it continues on a new
 /// segment of this size ...
 const STACK_SEGMENT: usize = 16 << 20;
-/// ... up to this many segments; beyond, calls continue in the interpreter
+/// ... up to this many segments (a million frames of a small function fit);
+/// beyond, calls continue in the interpreter
 /// (whose depth limit then applies).
-const MAX_STACK_SEGMENTS: u32 = 10;
+const MAX_STACK_SEGMENTS: u32 = 6;
 /// Entries of the tier's code → artifact link table (a power of two).
 const LINKS: usize = 1024;
 /// Every this many link lookups, go through the cache (LRU order, hits).
@@ -541,9 +542,15 @@ fn is_continuation(m: &Machine, f: Value) -> bool {
 impl Tier for JitTier {
     fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome> {
         let floor = self.deep_floor.get();
-        if floor != usize::MAX && m.depth() <= floor {
-            // Back above the recursion that exhausted the native stack.
-            self.deep_floor.set(usize::MAX);
+        if floor != usize::MAX {
+            if m.depth() <= floor {
+                // Back above the recursion that exhausted the native stack.
+                self.deep_floor.set(usize::MAX);
+            } else {
+                // Below it, the interpreter goes on: compiled code would only
+                // fill the rest of the native stack and be deoptimised again.
+                return None;
+            }
         }
         let a = self.decide(m, code)?;
         if !self.room(a.meta().nslots) {
