@@ -38,7 +38,12 @@ pub fn builder() -> Result<Box<dyn Backend>, String> {
 impl CraneliftBackend {
     pub fn new() -> Result<CraneliftBackend, String> {
         let mut flags = settings::builder();
-        flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+        // Cranelift's mid-end (e-graph) finds nothing in the code we emit:
+        // measured (callgrind) fib, tak, closures, strings and dict run as
+        // fast or faster without it, and compiling takes 15% fewer
+        // instructions. `SX_JIT_OPT=speed` turns it back on.
+        let opt = std::env::var("SX_JIT_OPT").unwrap_or_else(|_| "none".into());
+        flags.set("opt_level", &opt).map_err(|e| format!("SX_JIT_OPT: {e}"))?;
         flags.set("use_colocated_libcalls", "false").map_err(|e| e.to_string())?;
         flags.set("is_pic", "false").map_err(|e| e.to_string())?;
         // Native tail calls between direct entries need frame pointers.
