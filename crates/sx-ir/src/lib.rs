@@ -216,6 +216,9 @@ pub enum LowerError {
     NotALambda,
     /// Too large or too deep to compile.
     TooLarge(String),
+    /// The whole body is left to the interpreter: compiled code would only
+    /// call it.
+    AllInterpreted,
 }
 
 impl std::fmt::Display for LowerError {
@@ -223,6 +226,7 @@ impl std::fmt::Display for LowerError {
         match self {
             LowerError::NotALambda => write!(f, "not a lambda body"),
             LowerError::TooLarge(why) => write!(f, "too large to compile: {why}"),
+            LowerError::AllInterpreted => write!(f, "nothing to compile: the whole body is left to the interpreter"),
         }
     }
 }

@@ -46,7 +46,11 @@ pub fn lower(code: &Rc<Code>, m: &Machine) -> Result<IrFunction, LowerError> {
             return Ok(l.finish(code, Some(flat)));
         }
     }
-    Ok(run(code, m, None)?.finish(code, None))
+    let l = run(code, m, None)?;
+    if matches!(l.body, Some(Expr::Interp { .. })) {
+        return Err(LowerError::AllInterpreted);
+    }
+    Ok(l.finish(code, None))
 }
 
 /// Flat functions have at most this many slots.

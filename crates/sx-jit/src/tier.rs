@@ -542,15 +542,9 @@ fn is_continuation(m: &Machine, f: Value) -> bool {
 impl Tier for JitTier {
     fn enter(&self, m: &mut Machine, code: &Rc<Code>, env: Value) -> Option<JitOutcome> {
         let floor = self.deep_floor.get();
-        if floor != usize::MAX {
-            if m.depth() <= floor {
-                // Back above the recursion that exhausted the native stack.
-                self.deep_floor.set(usize::MAX);
-            } else {
-                // Below it, the interpreter goes on: compiled code would only
-                // fill the rest of the native stack and be deoptimised again.
-                return None;
-            }
+        if floor != usize::MAX && m.depth() <= floor {
+            // Back above the recursion that exhausted the native stack.
+            self.deep_floor.set(usize::MAX);
         }
         let a = self.decide(m, code)?;
         if !self.room(a.meta().nslots) {

@@ -49,10 +49,13 @@ fn call_sites_record_the_pending_cek_frames() {
 #[test]
 fn tail_calls_are_marked_and_complex_forms_go_to_the_interpreter() {
     let mut m = Machine::new();
-    let code = lambda(&mut m, "(define (g x) (guard (e (true 0)) (g x))) g");
+    let code = lambda(&mut m, "(define (g x) (+ 1 (guard (e (true 0)) (g x)))) g");
     let ir = lower(&code, &m).expect("lowers");
     assert_eq!(count_interp(&ir.body), 1);
     assert_eq!(ir.meta.interpreted_nodes, 1);
+    // A body that is one interpreted form is not worth compiling.
+    let code = lambda(&mut m, "(define (g2 x) (guard (e (true 0)) (g2 x))) g2");
+    assert_eq!(lower(&code, &m).err(), Some(LowerError::AllInterpreted));
     let code = lambda(&mut m, "(define (h x) (h x)) h");
     let ir = lower(&code, &m).expect("lowers");
     let Expr::Seq(items) = &ir.body else { panic!("{:?}", ir.body) };
@@ -64,7 +67,7 @@ fn tail_calls_are_marked_and_complex_forms_go_to_the_interpreter() {
 #[test]
 fn a_head_that_is_not_callable_now_is_left_to_the_interpreter() {
     let mut m = Machine::new();
-    let code = lambda(&mut m, "(define (k x) (later-macro x)) k");
+    let code = lambda(&mut m, "(define (k x) (+ 1 (later-macro x))) k");
     let ir = lower(&code, &m).expect("lowers");
     assert_eq!(count_interp(&ir.body), 1);
 }
@@ -82,7 +85,7 @@ fn top_level_code_is_not_a_lambda() {
 #[test]
 fn functions_that_need_their_environment_are_not_flat() {
     let mut m = Machine::new();
-    for src in ["(define (a x) (fn () x)) a", "(define (b x) (let ((y 1)) (+ x y))) b", "(define (c &rest xs) xs) c", "(define (d x) (guard (e (true 0)) x)) d"] {
+    for src in ["(define (a x) (fn () x)) a", "(define (b x) (let ((y 1)) (+ x y))) b", "(define (c &rest xs) xs) c", "(define (d x) (+ 1 (guard (e (true 0)) x))) d"] {
         let code = lambda(&mut m, src);
         let ir = lower(&code, &m).expect("lowers");
         assert_eq!(ir.meta.flat, None, "{src}");
