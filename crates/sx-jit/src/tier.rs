@@ -64,12 +64,22 @@ pub(crate) enum CallResult {
 type Link = (u64, std::rc::Weak<Artifact>);
 
 /// How compiled code is started.
-enum Start {
+enum Start<'a> {
     /// The generic entry with a bound environment.
     Env(Value),
     /// A flat function's argument-vector entry: captured environment and
-    /// arguments.
-    Args(Value, Vec<Value>),
+    /// arguments (borrowed from the caller when it can).
+    Args(Value, std::borrow::Cow<'a, [Value]>),
+}
+
+impl Start<'_> {
+    /// The same start, owning its arguments.
+    fn into_owned(self) -> Start<'static> {
+        match self {
+            Start::Env(e) => Start::Env(e),
+            Start::Args(p, a) => Start::Args(p, std::borrow::Cow::Owned(a.into_owned())),
+        }
+    }
 }
 
 /// The compiled tier of one machine.
@@ -314,7 +324,7 @@ impl JitTier {
             Start::Env(env) => m.maybe_collect(&[*env]),
             Start::Args(parent, args) => {
                 if m.rt.heap.wants_collection() {
-                    let mut roots = args.clone();
+                    let mut roots = args.to_vec();
                     roots.push(*parent);
                     m.maybe_collect(&roots);
                 }
@@ -349,9 +359,9 @@ impl JitTier {
     /// How to start compiled code `a` for a call of closure `f` (code `lc`,
     /// captured `parent`) with `args`: the argument vector for a flat
     /// function of that arity, else a bound environment.
-    fn start_for(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Start, ()> {
+    fn start_for<'a>(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, f: Value, args: &'a [Value]) -> Result<Start<'a>, ()> {
         if a.argv_entry().is_some() && a.is_flat_with_arity(args.len()) {
-            return Ok(Start::Args(parent, args.to_vec()));
+            return Ok(Start::Args(parent, std::borrow::Cow::Borrowed(args)));
         }
         m.bind_lambda_args(lc, parent, f, args).map(Start::Env).map_err(|_| ())
     }
@@ -359,7 +369,7 @@ impl JitTier {
     /// Run `a` with `env`, performing the tail calls it returns. From the
     /// interpreter (`nested == false`) a tail call to interpreted code is
     /// handed to the interpreter; from compiled code it runs nested.
-    fn run(&self, m: &mut Machine, a: Rc<Artifact>, start: Start, nested: bool) -> JitOutcome {
+    fn run(&self, m: &mut Machine, a: Rc<Artifact>, start: Start<'_>, nested: bool) -> JitOutcome {
         let mut a = a;
         let mut start = start;
         loop {
@@ -379,7 +389,7 @@ impl JitTier {
                         if let Ok(s) = self.start_for(m, &next, &lc, parent, f, &args) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
-                            start = s;
+                            start = s.into_owned();
                             continue;
                         }
                     }
