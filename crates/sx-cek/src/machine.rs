@@ -1003,6 +1003,8 @@ impl Machine {
                         continue;
                     }
                 },
+                Node::Local0 { slot } => return Ctl::Ret(self.rt.heap.env_get(*env, *slot as usize).unwrap_or(Value::NIL)),
+                Node::Const(v) => return Ctl::Ret(*v),
                 Node::Call { head, args, simple_args: true, direct: false, .. } => match self.enter_small_lambda(code, *env, *head, args) {
                     Ok(Some(Ctl::Resume { code: lc, env: e, node })) => Some((lc, e, node)),
                     Ok(Some(c)) => return c,

@@ -375,12 +375,23 @@ impl Heap {
     pub fn alloc_env2(&mut self, parent: Value, slots: [Value; 2]) -> Value {
         self.allocated_since_gc += 1;
         let obj = Obj::Env2 { parent, slots };
-        if self.free_head == NO_FREE {
-            let i = self.objs.len() as u32;
-            self.objs.push(obj);
-            return Value::heap(i);
+        let i = self.free_head;
+        if i != NO_FREE {
+            if let Some(slot) = self.objs.get_mut(i as usize) {
+                if let Obj::Free(next) = *slot {
+                    self.free_head = next;
+                    self.free_count -= 1;
+                    // A free slot owns nothing: no drop glue.
+                    std::mem::forget(std::mem::replace(slot, obj));
+                    return Value::heap(i);
+                }
+            }
+            self.allocated_since_gc -= 1;
+            return self.alloc(obj);
         }
-        self.alloc(obj)
+        let i = self.objs.len() as u32;
+        self.objs.push(obj);
+        Value::heap(i)
     }
 
     /// A new environment frame of `size` slots whose first slots are `init`
