@@ -162,7 +162,8 @@ pub fn div(a: Num, b: Num) -> Result<Num> {
     }
     match (a, b) {
         (Num::Int(x), Num::Int(y)) => {
-            if x % y == 0 {
+            // `checked_rem`: i64::MIN % -1 overflows (the quotient does not fit).
+            if x.checked_rem(y) == Some(0) {
                 Ok(x.checked_div(y).map_or(Num::Float(x as f64 / y as f64), Num::Int))
             } else {
                 Ok(Num::Float(x as f64 / y as f64))
