@@ -247,7 +247,7 @@ impl<'m> Analyzer<'m> {
             consts: handle,
             id: self.m.next_code_id,
             calls: std::cell::Cell::new(0),
-                tier_quiet: std::cell::Cell::new(crate::code::TierQuiet::default()),
+            tier_quiet: std::cell::Cell::new(crate::code::TierQuiet::default()),
             expansions: RefCell::new(HashMap::new()),
         })
     }

@@ -844,11 +844,7 @@ impl Machine {
             return Err(Error::msg("Maximum recursion depth exceeded"));
         }
         self.check_interrupt()?;
-        let new_env = if size <= 2 {
-            self.rt.heap.alloc_env2(parent, [slots[0], slots[1]])
-        } else {
-            self.rt.heap.alloc_env(parent, &slots[..args.len()], size)
-        };
+        let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
         if self.count_entry(&lc) {
             if let Some(ctl) = self.tier_enter(&lc, new_env) {
                 return Ok(Some(ctl));
@@ -980,51 +976,21 @@ impl Machine {
         }
     }
 
-    /// `Ctl::Eval` without going round the main loop for the commonest
-    /// steps: an `if` whose test is simple continues with its branch, a call
-    /// of a small lambda with simple arguments continues with its body.
-    /// Every other node goes to `eval_node`.
+    /// `Ctl::Eval` without going round the main loop while evaluation goes
+    /// on with another node (an `if` branch, a sequence's first form) or a
+    /// lambda body (a call entered without frames).
     #[inline(always)]
     fn eval_fast(&mut self, code: &mut Rc<Code>, env: &mut Value, mut n: NodeId) -> Ctl {
         loop {
-            let entered = match &code.nodes[n as usize] {
-                Node::If { test, then, els } => match self.eval_simple(code, *env, *test) {
-                    Ok(v) => {
-                        n = if v.truthy() { *then } else { *els };
-                        continue;
-                    }
-                    Err(Simple::Err) => {
-                        let e = self.take_err();
-                        return self.error_ctl(code, n, e);
-                    }
-                    Err(Simple::Fallback) => {
-                        self.push_frame(Frame::Node { code: code.clone(), env: *env, node: n, i: 0 });
-                        n = *test;
-                        continue;
-                    }
-                },
-                Node::Local0 { slot } => return Ctl::Ret(self.rt.heap.env_get(*env, *slot as usize).unwrap_or(Value::NIL)),
-                Node::Const(v) => return Ctl::Ret(*v),
-                Node::Call { head, args, simple_args: true, direct: false, .. } => match self.enter_small_lambda(code, *env, *head, args) {
-                    Ok(Some(Ctl::Resume { code: lc, env: e, node })) => Some((lc, e, node)),
-                    Ok(Some(c)) => return c,
-                    Ok(None) => None,
-                    Err(e) => return self.error_ctl(code, n, e),
-                },
-                _ => None,
-            };
-            match entered {
-                Some((lc, e, node)) => {
-                    *code = lc;
+            match self.eval_node(code, env, n) {
+                Ok(Ctl::Eval(next)) => n = next,
+                Ok(Ctl::Resume { code: c, env: e, node }) => {
+                    *code = c;
                     *env = e;
                     n = node;
                 }
-                None => {
-                    return match self.eval_node(code, env, n) {
-                        Ok(c) => c,
-                        Err(e) => self.error_ctl(code, n, e),
-                    }
-                }
+                Ok(c) => return c,
+                Err(e) => return self.error_ctl(code, n, e),
             }
         }
     }

@@ -323,6 +323,12 @@ impl Heap {
 
     /// Allocate an object. Never collects: collection happens only in [`Heap::collect`].
     pub fn alloc(&mut self, obj: Obj) -> Value {
+        self.alloc_inline(obj)
+    }
+
+    /// [`Heap::alloc`], inlined into the hot paths that use it.
+    #[inline(always)]
+    fn alloc_inline(&mut self, obj: Obj) -> Value {
         self.allocated_since_gc += 1;
         if self.free_head != NO_FREE {
             let i = self.free_head;
@@ -370,33 +376,9 @@ impl Heap {
         }
     }
 
-    /// A new environment frame of at most two slots (the commonest call).
-    #[inline(always)]
-    pub fn alloc_env2(&mut self, parent: Value, slots: [Value; 2]) -> Value {
-        self.allocated_since_gc += 1;
-        let obj = Obj::Env2 { parent, slots };
-        let i = self.free_head;
-        if i != NO_FREE {
-            if let Some(slot) = self.objs.get_mut(i as usize) {
-                if let Obj::Free(next) = *slot {
-                    self.free_head = next;
-                    self.free_count -= 1;
-                    // A free slot owns nothing: no drop glue.
-                    std::mem::forget(std::mem::replace(slot, obj));
-                    return Value::heap(i);
-                }
-            }
-            self.allocated_since_gc -= 1;
-            return self.alloc(obj);
-        }
-        let i = self.objs.len() as u32;
-        self.objs.push(obj);
-        Value::heap(i)
-    }
-
     /// A new environment frame of `size` slots whose first slots are `init`
     /// (the rest nil).
-    #[inline]
+    #[inline(always)]
     pub fn alloc_env(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
         if size <= 2 && init.len() <= 2 {
             let slots = match *init {
@@ -404,8 +386,13 @@ impl Heap {
                 [a] => [a, Value::NIL],
                 [a, b, ..] => [a, b],
             };
-            return self.alloc(Obj::Env2 { parent, slots });
+            return self.alloc_inline(Obj::Env2 { parent, slots });
         }
+        self.alloc_env_boxed(parent, init, size)
+    }
+
+    /// [`Heap::alloc_env`] of a frame with more than two slots.
+    fn alloc_env_boxed(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
         let len = size.max(init.len());
         if let Some(mut b) = self.env_pool.get_mut(len).and_then(|p| p.pop()) {
             b[..init.len()].copy_from_slice(init);

@@ -77,10 +77,9 @@ pub struct FnMeta {
 pub type CallId = u32;
 
 /// One call of a compiled body: the value in slot `base` applied to the
-/// next `argc` slots, for node `node`.
+/// next `argc` slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallSite {
-    pub node: NodeId,
     pub base: Slot,
     pub argc: u32,
     /// In tail position the activation ends and its caller performs the

@@ -222,7 +222,7 @@ impl Lowering<'_> {
                 let site = self.site();
                 let bail = self.site_with(SiteFrame { node: n, i: argc, env, vals: base, nvals: argc });
                 let call = self.calls.len() as u32;
-                let mut cs = CallSite { node: n, base, argc, tail, site, bail, ic: None, prim: None };
+                let mut cs = CallSite { base, argc, tail, site, bail, ic: None, prim: None };
                 seq.push(match prim {
                     Some((p, _)) if self.m.prim_native(*p).is_some() => {
                         cs.prim = Some(*p);

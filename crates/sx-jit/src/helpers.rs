@@ -260,44 +260,20 @@ pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, call: u64
         let Some(cs) = meta.calls.get(call as usize).copied() else { return words::UNWIND };
         let f = slot(fp, u64::from(cs.base));
         let args = operands(fp, u64::from(cs.base), u64::from(cs.argc));
-        let out = match cs.prim {
-            Some(p) if f == Value::prim(p) => apply_prim(m, tier, meta, fp, p, args, &cs),
-            _ if cs.tail => {
-                if let Some(cell) = cs.ic.and_then(|ic| meta.ics.get(ic as usize)) {
-                    tier.fill_ic(m, f, args.len(), cell);
-                }
-                tier.set_tail(f, args);
-                return words::TAIL;
+        let ic = cs.ic.and_then(|ic| meta.ics.get(ic as usize));
+        // A primitive still bound to its name is applied here even in tail
+        // position (nothing to gain from leaving it to the caller).
+        if cs.tail && !cs.prim.is_some_and(|p| f == Value::prim(p)) {
+            if let Some(cell) = ic {
+                tier.fill_ic(m, f, args.len(), cell);
             }
-            _ => {
-                let r = tier.call(m, f, args, cs.ic.and_then(|ic| meta.ics.get(ic as usize)));
-                finish_call(m, tier, meta, fp, r, u64::from(cs.base + cs.argc), u64::from(cs.site), u64::from(cs.bail))
-            }
-        };
+            tier.set_tail(f, args);
+            return words::TAIL;
+        }
+        let r = tier.call(m, f, args, ic);
+        let out = finish_call(m, tier, meta, fp, r, u64::from(cs.base + cs.argc), u64::from(cs.site), u64::from(cs.bail));
         refresh_globals(ctx, m);
         out
-    }
-}
-
-/// Apply native primitive `p` for call `cs`; an error is raised at its node
-/// with the frames of its site.
-///
-/// # Safety
-/// `fp` and `meta` as for the helpers.
-unsafe fn apply_prim(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, p: u32, args: &[Value], cs: &sx_ir::CallSite) -> u64 {
-    let r = match m.prim_native(p) {
-        Some((_, min, max, _)) if args.len() < min || max.is_some_and(|x| args.len() > x) => Err(sx_core::error::arity_error(m.prim_name(p), min, max, args.len())),
-        Some((f, ..)) => f(&mut m.rt, args),
-        None => Err(sx_core::error::Error::msg("internal: not a native primitive")),
-    };
-    match r {
-        Ok(v) => v.0,
-        Err(e) => {
-            // SAFETY: guaranteed by the caller.
-            unsafe { push_site(m, tier, meta, fp, u64::from(cs.site)) };
-            let _ = m.jit_fail(&meta.code, cs.node, e);
-            words::UNWIND
-        }
     }
 }
 

@@ -212,9 +212,8 @@ impl JitTier {
         Some(r)
     }
 
-    /// Count a call of `code` and return its compiled artifact, compiling it
-    /// now if it just became hot.
-    /// What to do with an entry of `code` the interpreter asks about. An
+    /// Count an entry of `code` the interpreter asks about and return its
+    /// compiled artifact, compiling it now if it just became hot. An
     /// `Interpret` answer opens a quiet window ([`TierQuiet`]): the calls the
     /// cache would answer the same way are entered without asking.
     fn decide(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
@@ -224,7 +223,7 @@ impl JitTier {
         let q = code.tier_quiet.get();
         // Calls skipped since the last asking count towards the threshold,
         // unless the counters were dropped meanwhile.
-        let unseen = if q.counted && q.epoch == sig.epoch.get() && q.from != 0 { n.wrapping_sub(q.from).saturating_sub(1) } else { 0 };
+        let unseen = if q.counted && q.epoch == sig.epoch.get() { n.wrapping_sub(q.from).saturating_sub(1) } else { 0 };
         let d = self.cache.borrow_mut().on_call_after(key, code.name.as_deref(), unseen);
         match d {
             CallDecision::Run(a) => Some(a),
@@ -292,7 +291,7 @@ impl JitTier {
         self.count(|c| c.compile_us = c.compile_us.saturating_add(spent));
         match r {
             Ok(c) => {
-                let us = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
+                let us = u32::try_from(spent).unwrap_or(u32::MAX);
                 self.record_latency(us);
                 let bytes = c.code_bytes();
                 tracing::debug!(target: "sx_jit", event = "compile", function = name, latency_us = us, code_bytes = bytes, slots = ir.meta.nslots, interpreted_nodes = ir.meta.interpreted_nodes);
