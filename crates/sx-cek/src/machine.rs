@@ -245,6 +245,10 @@ pub struct Machine {
     pub interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Deoptimisation in progress.
     pub(crate) deopt: Option<DeoptState>,
+    /// Globals compiled code relies on (see [`Machine::watch_global`]).
+    watched: std::cell::RefCell<Vec<bool>>,
+    /// Bumped whenever a watched global is assigned.
+    assumptions_epoch: u64,
 }
 
 struct MachineRoots<'a> {
@@ -327,6 +331,8 @@ impl Machine {
             tier_signals: Rc::new(crate::code::TierSignals::default()),
             deopt: None,
             interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            watched: std::cell::RefCell::new(Vec::new()),
+            assumptions_epoch: 1,
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -402,6 +408,27 @@ impl Machine {
             self.globals.resize(i + 1, Value::UNBOUND);
         }
         self.globals[i] = v;
+        if self.watched.get_mut().get(i).copied().unwrap_or(false) {
+            self.assumptions_epoch += 1;
+        }
+    }
+
+    /// Ask to be told when global `sym` is assigned: compiled code that
+    /// assumed its value (a primitive, a function calling itself by name)
+    /// compares [`Machine::assumptions_epoch`] with the epoch it checked
+    /// its assumptions at.
+    pub fn watch_global(&self, sym: u32) {
+        let mut w = self.watched.borrow_mut();
+        let i = sym as usize;
+        if i >= w.len() {
+            w.resize(i + 1, false);
+        }
+        w[i] = true;
+    }
+
+    /// Changes whenever a watched global is assigned (never `u64::MAX`).
+    pub fn assumptions_epoch(&self) -> u64 {
+        self.assumptions_epoch
     }
 
     pub fn define(&mut self, name: &str, v: Value) {

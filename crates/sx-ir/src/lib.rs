@@ -16,6 +16,7 @@
 //! CEK equivalent by construction.
 
 pub mod lower;
+pub mod pure;
 
 pub use lower::lower;
 
@@ -71,6 +72,8 @@ pub struct FnMeta {
     /// runtime needs to perform one that compiled code does not do inline
     /// (backends pass the index to the `sx_call` helper).
     pub calls: Box<[CallSite]>,
+    /// Set when a flat function also has a *pure version* (see [`pure`]).
+    pub pure: Option<pure::Pure>,
 }
 
 /// An index into [`FnMeta::calls`].
@@ -96,6 +99,10 @@ pub struct CallSite {
     /// The head was primitive `prim` at analysis: while slot `base` still
     /// holds it, it is applied directly.
     pub prim: Option<u32>,
+    /// The head is a global that held a closure of the function itself
+    /// when it was compiled, and the call passes as many arguments as it
+    /// takes (a pure version calls itself directly; see [`pure`]).
+    pub self_call: bool,
 }
 
 /// A *flat* function never needs its environment as a heap object (no
@@ -144,6 +151,7 @@ impl FnMeta {
             + self.ics.len() * std::mem::size_of::<IcCell>()
             + self.calls.len() * std::mem::size_of::<CallSite>()
             + self.sites.iter().map(|s| std::mem::size_of::<Site>() + s.frames.len() * std::mem::size_of::<SiteFrame>()).sum::<usize>()
+            + self.pure.as_ref().map_or(0, |p| p.deps.len() * std::mem::size_of::<pure::PureDep>())
     }
 }
 

@@ -85,8 +85,10 @@ fn flat_shape(code: &Code) -> Option<Flat> {
 impl Lowering<'_> {
     fn finish(self, code: &Rc<Code>, flat: Option<Flat>) -> IrFunction {
         let ics: Box<[IcCell]> = (0..self.ics).map(|_| IcCell::default()).collect();
-        let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics, calls: self.calls.into() };
-        IrFunction { meta: Box::new(meta), body: self.body.unwrap_or(Expr::Const(Value::NIL.0)) }
+        let body = self.body.unwrap_or(Expr::Const(Value::NIL.0));
+        let pure = flat.and_then(|_| crate::pure::analyse(&body, &self.calls));
+        let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics, calls: self.calls.into(), pure };
+        IrFunction { meta: Box::new(meta), body }
     }
 
     /// A variable read: frame variables of a flat function are slots; its
@@ -145,6 +147,20 @@ impl Lowering<'_> {
                 v != Value::UNBOUND && !matches!(self.m.rt.heap.get(v), Some(Obj::Macro(_)))
             }
             _ => true,
+        }
+    }
+
+    /// Does global call head `head` hold a closure of the function being
+    /// lowered, called with as many arguments as a flat function takes?
+    fn is_self_call(&self, head: NodeId, argc: usize) -> bool {
+        let Node::Global { sym } = self.code.nodes[head as usize] else { return false };
+        let takes = self.code.params.as_ref().map(|p| usize::from(p.required));
+        if !self.flat || takes != Some(argc) {
+            return false;
+        }
+        match self.m.rt.heap.get(self.m.global(sym)) {
+            Some(Obj::Lambda(clo)) => std::ptr::addr_eq(Rc::as_ptr(&clo.code), self.code as *const Code),
+            _ => false,
         }
     }
 
@@ -222,7 +238,8 @@ impl Lowering<'_> {
                 let site = self.site();
                 let bail = self.site_with(SiteFrame { node: n, i: argc, env, vals: base, nvals: argc });
                 let call = self.calls.len() as u32;
-                let mut cs = CallSite { base, argc, tail, site, bail, ic: None, prim: None };
+                let self_call = self.is_self_call(*head, args.len());
+                let mut cs = CallSite { base, argc, tail, site, bail, ic: None, prim: None, self_call };
                 seq.push(match prim {
                     Some((p, _)) if self.m.prim_native(*p).is_some() => {
                         cs.prim = Some(*p);

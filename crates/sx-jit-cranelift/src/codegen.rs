@@ -55,7 +55,11 @@ pub(crate) fn direct_signature(n: u32) -> Signature {
 /// Build `func` (whose signature is already set) from `f`: the generic
 /// entry `(ctx, env)` of a function that is not flat, or (`flat`) the
 /// direct entry `(ctx, captured_env, args...)` of a flat one.
-pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) -> Result<(), CompileError> {
+///
+/// `pure`: the function's pure version (see `sx_ir::pure`), which the
+/// direct entry tries first.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, pure: Option<cranelift_codegen::ir::FuncRef>, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) -> Result<(), CompileError> {
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -63,6 +67,9 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
     let ctx = params[0];
+    if let Some(p) = pure {
+        crate::pure::emit_guard(&mut b, f, p, ctx, &params[2..], helpers, call_conv);
+    }
     let flags = MemFlagsData::trusted();
     // Prologue: claim the shadow frame, store the environment (and a flat
     // function's arguments), clear the other slots.
@@ -171,6 +178,69 @@ pub(crate) fn build_wrapper(func: &mut Function, fctx: &mut FunctionBuilderConte
     let r = b.inst_results(call)[0];
     b.ins().return_(&[r]);
     b.finalize(target);
+}
+
+/// Fixnum operation `op` on the words `a` and `b`, inline: when either is
+/// not a fixnum or the result overflows, branch to `fail`. A comparison
+/// yields a machine condition (`as_cond`) or a boolean word.
+pub(crate) fn fixnum_op(b: &mut FunctionBuilder, op: BinOp, x: Value, y: Value, fail: Block, as_cond: bool) -> Value {
+    let or = b.ins().bor(x, y);
+    let low = b.ins().band_imm_s(or, 1);
+    let fast = b.create_block();
+    b.ins().brif(low, fail, &[], fast, &[]);
+    b.switch_to_block(fast);
+    b.seal_block(fast);
+    match op {
+        BinOp::Add | BinOp::Sub | BinOp::Mul => {
+            let (r, of) = match op {
+                BinOp::Add => b.ins().sadd_overflow(x, y),
+                BinOp::Sub => b.ins().ssub_overflow(x, y),
+                _ => {
+                    let y1 = b.ins().sshr_imm_s(y, 1);
+                    b.ins().smul_overflow(x, y1)
+                }
+            };
+            let ok = b.create_block();
+            b.ins().brif(of, fail, &[], ok, &[]);
+            b.switch_to_block(ok);
+            b.seal_block(ok);
+            r
+        }
+        _ => {
+            let cc = match op {
+                BinOp::Lt => IntCC::SignedLessThan,
+                BinOp::Gt => IntCC::SignedGreaterThan,
+                BinOp::Le => IntCC::SignedLessThanOrEqual,
+                BinOp::Ge => IntCC::SignedGreaterThanOrEqual,
+                _ => IntCC::Equal,
+            };
+            let c = b.ins().icmp(cc, x, y);
+            if as_cond {
+                c
+            } else {
+                bool_word(b, c)
+            }
+        }
+    }
+}
+
+/// The truth of word `v` (neither nil nor false) as a machine condition.
+pub(crate) fn truthy(b: &mut FunctionBuilder, v: Value) -> Value {
+    let a = b.ins().icmp_imm_s(IntCC::NotEqual, v, words::NIL as i64);
+    let c = b.ins().icmp_imm_s(IntCC::NotEqual, v, words::FALSE as i64);
+    b.ins().band(a, c)
+}
+
+/// The boolean word of machine condition `c`.
+pub(crate) fn bool_word(b: &mut FunctionBuilder, c: Value) -> Value {
+    let t = b.ins().iconst(I64, words::TRUE as i64);
+    let f = b.ins().iconst(I64, words::FALSE as i64);
+    b.ins().select(c, t, f)
+}
+
+/// Is `op` a comparison a condition can branch on directly?
+pub(crate) fn is_comparison(op: BinOp) -> bool {
+    !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Not)
 }
 
 impl Gen<'_, '_> {
@@ -333,15 +403,7 @@ impl Gen<'_, '_> {
     }
 
     fn truthy(&mut self, v: Value) -> Value {
-        let a = self.b.ins().icmp_imm_s(IntCC::NotEqual, v, words::NIL as i64);
-        let c = self.b.ins().icmp_imm_s(IntCC::NotEqual, v, words::FALSE as i64);
-        self.b.ins().band(a, c)
-    }
-
-    fn bool_word(&mut self, c: Value) -> Value {
-        let t = self.word(words::TRUE);
-        let f = self.word(words::FALSE);
-        self.b.ins().select(c, t, f)
+        truthy(&mut self.b, v)
     }
 
     fn merge_block(&mut self) -> Block {
@@ -676,7 +738,7 @@ impl Gen<'_, '_> {
     fn cond(&mut self, e: &Expr) -> Value {
         if let Expr::Seq(items) = e {
             if let Some((Expr::Prim { op: Some(op), call }, init)) = items.split_last() {
-                if self.calls[*call as usize].argc == 2 && !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Not) {
+                if self.calls[*call as usize].argc == 2 && is_comparison(*op) {
                     for x in init {
                         self.expr(x);
                     }
@@ -716,44 +778,7 @@ impl Gen<'_, '_> {
             Some(op) if op != BinOp::Not && argc == 2 => {
                 let a = self.load_slot(base + 1);
                 let b = self.load_slot(base + 2);
-                let or = self.b.ins().bor(a, b);
-                let low = self.b.ins().band_imm_s(or, 1);
-                let fast = self.b.create_block();
-                self.b.ins().brif(low, slow, &[], fast, &[]);
-                self.b.switch_to_block(fast);
-                self.b.seal_block(fast);
-                let r = match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul => {
-                        let (r, of) = match op {
-                            BinOp::Add => self.b.ins().sadd_overflow(a, b),
-                            BinOp::Sub => self.b.ins().ssub_overflow(a, b),
-                            _ => {
-                                let y = self.b.ins().sshr_imm_s(b, 1);
-                                self.b.ins().smul_overflow(a, y)
-                            }
-                        };
-                        let ok = self.b.create_block();
-                        self.b.ins().brif(of, slow, &[], ok, &[]);
-                        self.b.switch_to_block(ok);
-                        self.b.seal_block(ok);
-                        r
-                    }
-                    _ => {
-                        let cc = match op {
-                            BinOp::Lt => IntCC::SignedLessThan,
-                            BinOp::Gt => IntCC::SignedGreaterThan,
-                            BinOp::Le => IntCC::SignedLessThanOrEqual,
-                            BinOp::Ge => IntCC::SignedGreaterThanOrEqual,
-                            _ => IntCC::Equal,
-                        };
-                        let c = self.b.ins().icmp(cc, a, b);
-                        if as_cond {
-                            c
-                        } else {
-                            self.bool_word(c)
-                        }
-                    }
-                };
+                let r = fixnum_op(&mut self.b, op, a, b, slow, as_cond);
                 self.jump_to(m, r);
             }
             _ => {

@@ -7,6 +7,7 @@
 //! (called indirectly by address, from the one helper table).
 
 mod codegen;
+mod pure;
 
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -156,11 +157,29 @@ impl CraneliftBackend {
         let mut argv_id = None;
         let direct_id = match f.meta.flat {
             Some(flat) => {
+                // The pure version first: the direct entry calls it.
+                let pure_id = match &f.meta.pure {
+                    Some(_) => {
+                        let sig = pure::signature(flat.nparams, conv);
+                        let id = module.declare_anonymous_function(&sig).map_err(failed)?;
+                        self.ctx.clear();
+                        self.ctx.func.signature = sig;
+                        let me = module.declare_func_in_func(id, &mut self.ctx.func);
+                        pure::build(&mut self.ctx.func, &mut self.fctx, f, me, &self.helpers, conv, module.target_config());
+                        self.ctx.set_disasm(self.dump);
+                        module.define_function(id, &mut self.ctx).map_err(failed)?;
+                        size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                        self.dump_code(f);
+                        Some(id)
+                    }
+                    None => None,
+                };
                 let sig = codegen::direct_signature(u32::from(flat.nparams));
                 let id = module.declare_anonymous_function(&sig).map_err(failed)?;
                 self.ctx.clear();
                 self.ctx.func.signature = sig;
-                codegen::build(&mut self.ctx.func, &mut self.fctx, f, &self.helpers, conv, module.target_config())?;
+                let pure_ref = pure_id.map(|p| module.declare_func_in_func(p, &mut self.ctx.func));
+                codegen::build(&mut self.ctx.func, &mut self.fctx, f, pure_ref, &self.helpers, conv, module.target_config())?;
                 self.ctx.set_disasm(self.dump);
                 module.define_function(id, &mut self.ctx).map_err(failed)?;
                 size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
@@ -188,7 +207,7 @@ impl CraneliftBackend {
             None => {
                 self.ctx.clear();
                 self.ctx.func.signature = entry_sig;
-                codegen::build(&mut self.ctx.func, &mut self.fctx, f, &self.helpers, conv, module.target_config())?;
+                codegen::build(&mut self.ctx.func, &mut self.fctx, f, None, &self.helpers, conv, module.target_config())?;
                 None
             }
         };

@@ -54,6 +54,17 @@ macro_rules! foreach_helper {
             /// The clause of `case` node `node` matching `key` (the clause
             /// count when none does); a plain integer, not a value.
             sx_case(ctx, meta, node, key);
+            /// A pure version's assumptions epoch is stale: check its
+            /// assumptions again; 1 when they hold (it may run), else 0 (it
+            /// is disabled).
+            sx_pure_check(ctx, meta);
+            /// A pure version gave up: disable it (the call is run again by
+            /// the ordinary version).
+            sx_pure_bail(ctx, meta);
+            /// A pure version's loop used its tail-call budget: 1 to go on,
+            /// 0 when an interrupt is pending (it gives up; the ordinary
+            /// version raises it).
+            sx_pure_safepoint(ctx);
         }
     };
 }
@@ -83,7 +94,7 @@ macro_rules! define_table {
         pub fn helpers() -> Vec<HelperInfo> {
             vec![ $( HelperInfo {
                 name: stringify!($name),
-                params: 1 + [$(stringify!($p)),*].len(),
+                params: 1 + <[&str]>::len(&[$(stringify!($p)),*]),
                 addr: $name as unsafe extern "C" fn(*mut JitCtx $(, word!($p))*) -> u64 as *const u8,
             }, )* ]
         }
@@ -371,5 +382,55 @@ pub unsafe extern "C" fn sx_case(ctx: *mut JitCtx, meta: u64, node: u64, key: u6
             .position(|(datums, _)| datums.iter().any(|d| sx_core::prims::values_equal(&m.rt, *d, Value(key))))
             .unwrap_or(clauses.len()) as u64,
         _ => u64::MAX,
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context and metadata.
+pub unsafe extern "C" fn sx_pure_check(ctx: *mut JitCtx, meta: u64) -> u64 {
+    // SAFETY: see `parts` and `meta_ref`.
+    let (m, meta) = unsafe { (parts(ctx).0, meta_ref(meta)) };
+    let Some(p) = &meta.pure else { return 0 };
+    if p.valid_at.get() == sx_ir::pure::PURE_DISABLED {
+        return 0;
+    }
+    let holds = p.deps.iter().all(|d| match *d {
+        sx_ir::pure::PureDep::Prim { sym, prim } => m.global(sym) == Value::prim(prim),
+        sx_ir::pure::PureDep::SelfCall { sym } => match m.rt.heap.get(m.global(sym)) {
+            Some(Obj::Lambda(clo)) => std::ptr::addr_eq(std::rc::Rc::as_ptr(&clo.code), std::rc::Rc::as_ptr(&meta.code)),
+            _ => false,
+        },
+    });
+    if holds {
+        p.valid_at.set(m.assumptions_epoch());
+        1
+    } else {
+        tracing::debug!(target: "sx_jit", event = "pure-disabled", function = meta.code.name.as_deref().unwrap_or("<lambda>"), reason = "a global it calls was rebound");
+        p.valid_at.set(sx_ir::pure::PURE_DISABLED);
+        0
+    }
+}
+
+/// # Safety
+/// Called by compiled code with its context and metadata.
+pub unsafe extern "C" fn sx_pure_bail(ctx: *mut JitCtx, meta: u64) -> u64 {
+    // SAFETY: see `parts` and `meta_ref`.
+    let (tier, meta) = unsafe { (parts(ctx).1, meta_ref(meta)) };
+    tracing::debug!(target: "sx_jit", event = "pure-disabled", function = meta.code.name.as_deref().unwrap_or("<lambda>"), reason = "it gave up (not a fixnum, overflow, deep recursion or an interrupt)");
+    tier.note_pure_bail();
+    if let Some(p) = &meta.pure {
+        p.valid_at.set(sx_ir::pure::PURE_DISABLED);
+    }
+    0
+}
+
+/// # Safety
+/// Called by compiled code with its context.
+pub unsafe extern "C" fn sx_pure_safepoint(ctx: *mut JitCtx) -> u64 {
+    // SAFETY: see `parts`.
+    unsafe {
+        let (m, _) = parts(ctx);
+        (*ctx).tail_budget = crate::TAIL_BUDGET;
+        u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))
     }
 }

@@ -61,6 +61,10 @@ pub struct JitCtx {
     /// The runtime's current inline-cache epoch, refreshed by every helper
     /// that may collect or drop code.
     pub epoch: u64,
+    /// The machine's assumptions epoch ([`sx_cek::Machine::assumptions_epoch`]),
+    /// refreshed with `globals`; pure versions compare it with
+    /// [`sx_ir::pure::Pure::valid_at`].
+    pub assumptions_epoch: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -73,6 +77,20 @@ pub mod ctx_offsets {
     pub const DIRECT_CALLS: i32 = 56;
     pub const TAIL_BUDGET: i32 = 64;
     pub const EPOCH: i32 = 72;
+    pub const ASSUMPTIONS_EPOCH: i32 = 80;
+
+    // The offsets are those of the struct.
+    use super::JitCtx;
+    use std::mem::offset_of;
+    const _: () = assert!(offset_of!(JitCtx, sp) == SP as usize);
+    const _: () = assert!(offset_of!(JitCtx, globals) == GLOBALS as usize);
+    const _: () = assert!(offset_of!(JitCtx, globals_len) == GLOBALS_LEN as usize);
+    const _: () = assert!(offset_of!(JitCtx, stack_limit) == STACK_LIMIT as usize);
+    const _: () = assert!(offset_of!(JitCtx, shadow_soft_end) == SHADOW_SOFT_END as usize);
+    const _: () = assert!(offset_of!(JitCtx, direct_calls) == DIRECT_CALLS as usize);
+    const _: () = assert!(offset_of!(JitCtx, tail_budget) == TAIL_BUDGET as usize);
+    const _: () = assert!(offset_of!(JitCtx, epoch) == EPOCH as usize);
+    const _: () = assert!(offset_of!(JitCtx, assumptions_epoch) == ASSUMPTIONS_EPOCH as usize);
 }
 
 /// Direct tail calls between two safepoints.
@@ -105,6 +123,9 @@ pub mod words {
     pub const UNBOUND: u64 = Value::UNBOUND.0;
     pub const UNWIND: u64 = Value::JIT_UNWIND.0;
     pub const TAIL: u64 = Value::JIT_TAIL.0;
+    /// What a pure version returns when it gives up (see [`sx_ir::pure`]);
+    /// it never leaves compiled code.
+    pub const PURE_BAIL: u64 = Value::JIT_UNWIND.0;
 }
 
 /// The word of primitive `p` (what a global bound to it holds).

@@ -45,6 +45,9 @@ pub struct TierCounters {
     pub deopts: u64,
     /// Calls that went to the interpreter because the native stack was low.
     pub stack_fallbacks: u64,
+    /// Pure versions that gave up (their calls were run again by the
+    /// ordinary compiled code; see `sx_ir::pure`).
+    pub pure_bails: u64,
     /// Time spent lowering and compiling (declined attempts included), in
     /// microseconds.
     pub compile_us: u64,
@@ -124,6 +127,7 @@ impl JitTier {
             direct_calls: 0,
             tail_budget: crate::TAIL_BUDGET,
             epoch: crate::epoch(),
+            assumptions_epoch: 0,
         };
         Rc::new(JitTier {
             cache,
@@ -177,6 +181,10 @@ impl JitTier {
 
     pub(crate) fn note_deopt(&self) {
         self.count(|c| c.deopts += 1);
+    }
+
+    pub(crate) fn note_pure_bail(&self) {
+        self.count(|c| c.pure_bails += 1);
     }
 
     fn shadow_base(&self) -> *const u64 {
@@ -295,6 +303,14 @@ impl JitTier {
                 self.record_latency(us);
                 let bytes = c.code_bytes();
                 tracing::debug!(target: "sx_jit", event = "compile", function = name, latency_us = us, code_bytes = bytes, slots = ir.meta.nslots, interpreted_nodes = ir.meta.interpreted_nodes);
+                if let Some(p) = &ir.meta.pure {
+                    // What the pure version assumed held when it was lowered.
+                    for d in p.deps.iter() {
+                        let (sx_ir::pure::PureDep::Prim { sym, .. } | sx_ir::pure::PureDep::SelfCall { sym }) = *d;
+                        m.watch_global(sym);
+                    }
+                    p.valid_at.set(m.assumptions_epoch());
+                }
                 let a = Artifact::new(c, ir.meta);
                 Some(self.cache.borrow_mut().insert(key, a))
             }
@@ -530,6 +546,7 @@ pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
         (*ctx).globals = m.globals_ptr() as *const u64;
         (*ctx).globals_len = m.globals_len() as u64;
         (*ctx).epoch = crate::epoch();
+        (*ctx).assumptions_epoch = m.assumptions_epoch();
     }
 }
 

@@ -77,11 +77,12 @@ pub(crate) fn report(st: &JitState) -> String {
             r.push('\n');
         }
         r.push_str(&format!(
-            "tier {}: {} of {} lambda calls ran compiled code ({pct:.1}%); {} deoptimisations; {} calls left to the interpreter for stack room; compile latency median {} us, p99 {} us\n",
+            "tier {}: {} of {} lambda calls ran compiled code ({pct:.1}%); {} deoptimisations; {} pure versions gave up; {} calls left to the interpreter for stack room; compile latency median {} us, p99 {} us\n",
             t.backend_name(),
             c.compiled_calls,
             c.lambda_calls,
             c.deopts,
+            c.pure_bails,
             c.stack_fallbacks,
             q(0.5),
             q(0.99)

@@ -109,6 +109,22 @@ mod cranelift {
     }
 
     #[test]
+    fn a_pure_version_gives_up_once_and_the_ordinary_code_redoes_the_call() {
+        let mut e = engine(1);
+        e.eval_str("(define (grow n acc) (if (= n 0) acc (grow (- n 1) (* acc 2))))", "t.sx").expect("define");
+        assert_eq!(e.eval_to_string("(grow 10 1)").expect("runs"), "1024");
+        assert!(e.jit_report().contains("; 0 pure versions gave up;"), "{}", e.jit_report());
+        // Overflow: the pure version gives up, the ordinary one promotes.
+        assert_eq!(e.eval_to_string("(grow 70 1)").expect("runs"), "1.1805916207174113e21");
+        assert!(e.jit_report().contains("; 1 pure versions gave up;"), "{}", e.jit_report());
+        // It is not tried again.
+        assert_eq!(e.eval_to_string("(grow 70 1)").expect("runs"), "1.1805916207174113e21");
+        assert!(e.jit_report().contains("; 1 pure versions gave up;"), "{}", e.jit_report());
+        let (calls, compiled) = e.jit_call_coverage().expect("a tier is installed");
+        assert_eq!(calls, compiled, "every call ran compiled code");
+    }
+
+    #[test]
     fn errors_in_compiled_code_have_the_interpreters_location() {
         let src = "(define (f x)\n  (+ x 1))\n(f 1)\n(f \"one\")";
         let cek = Engine::new().eval_str(src, "loc.sx").expect_err("fails").to_string();

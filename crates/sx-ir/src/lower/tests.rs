@@ -93,3 +93,49 @@ fn functions_that_need_their_environment_are_not_flat() {
     let code = lambda(&mut m, "(define (e x) (set! x (+ x 1)) (define y x) (* y 2)) e");
     assert!(lower(&code, &m).expect("lowers").meta.flat.is_some());
 }
+
+#[test]
+fn self_recursive_fixnum_functions_get_a_pure_version() {
+    use crate::pure::{PureDep, PURE_DISABLED};
+    let mut m = Machine::new();
+    let code = lambda(&mut m, "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) fib");
+    let ir = lower(&code, &m).expect("lowers");
+    let p = ir.meta.pure.as_ref().expect("fib is pure");
+    let sym = |name: &str| m.rt.syms.lookup(name).expect("interned");
+    assert!(p.deps.contains(&PureDep::SelfCall { sym: sym("fib") }), "{:?}", p.deps);
+    for op in ["<", "+", "-"] {
+        assert!(p.deps.iter().any(|d| matches!(d, PureDep::Prim { sym: s, .. } if *s == sym(op))), "{op}: {:?}", p.deps);
+    }
+    assert_eq!(p.deps.len(), 4, "each global once");
+    // The runtime enables it once it watches the globals.
+    assert_eq!(p.valid_at.get(), PURE_DISABLED);
+    assert_eq!(ir.meta.calls.iter().filter(|c| c.self_call).count(), 2);
+}
+
+#[test]
+fn anything_beyond_fixnums_and_self_calls_has_no_pure_version() {
+    let mut m = Machine::new();
+    for src in [
+        // Not recursive: nothing to gain.
+        "(define (sq x) (* x x)) sq",
+        // Calls another function.
+        "(define (other n) n) (define (calls n) (if (= n 0) 0 (other (calls (- n 1))))) calls",
+        // A primitive that is not compiled inline.
+        "(define (q n) (if (= n 0) 0 (q (quotient n 2)))) q",
+        // Reads a global as a value.
+        "(define limit 3) (define (lim n) (if (< n limit) n (lim (- n 1)))) lim",
+        // Assigns a global.
+        "(define hits 0) (define (h n) (set! hits n) (if (= n 0) 0 (h (- n 1)))) h",
+        // Calls itself with the wrong number of arguments.
+        "(define (w n) (if (= n 0) 0 (w n n))) w",
+        // Not flat.
+        "(define (cl n) (if (= n 0) (fn () n) (cl (- n 1)))) cl",
+    ] {
+        let code = lambda(&mut m, src);
+        let ir = lower(&code, &m).expect("lowers");
+        assert!(ir.meta.pure.is_none(), "{src}");
+    }
+    // A self call through a name bound to another function is not a self call.
+    let code = lambda(&mut m, "(define (x1 n) (if (= n 0) 0 (x1 (- n 1)))) (define (x2 n) 0) (define keep x1) (set! x1 x2) keep");
+    assert!(lower(&code, &m).expect("lowers").meta.pure.is_none());
+}

@@ -1,0 +1,344 @@
+//! Pure versions of flat functions (see `sx_ir::pure`): the function
+//! itself, and the guard at the top of the ordinary direct entry that runs
+//! it.
+
+use crate::codegen::{fixnum_op, is_comparison, truthy};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{AbiParam, Block, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use std::collections::HashMap;
+use sx_ir::pure::PURE_DISABLED;
+use sx_ir::{BinOp, CallSite, Expr, IrFunction, Slot, FLAT_VARS};
+use sx_jit::helpers::{HelperId, HelperInfo};
+use sx_jit::{ctx_offsets, words};
+
+/// The signature of a pure version with `n` arguments: `(ctx, args...)`.
+pub(crate) fn signature(n: u16, call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..=n {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+/// Import helper `h` into the function being built: its signature and
+/// address.
+fn helper(b: &mut FunctionBuilder, helpers: &[HelperInfo], h: HelperId, call_conv: CallConv) -> (SigRef, Value) {
+    let info = helpers[h as usize];
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..info.params {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I64));
+    let sig = b.import_signature(sig);
+    let addr = b.ins().iconst(I64, info.addr as i64);
+    (sig, addr)
+}
+
+/// At the top of a flat function's direct entry (`args` its arguments):
+/// when the pure version `pure` may run (its assumptions checked at the
+/// runtime's current epoch) and every argument is a fixnum, return what it
+/// returns; when it gives up, disable it and go on. Leaves the builder in
+/// the block where the ordinary function begins.
+pub(crate) fn emit_guard(b: &mut FunctionBuilder, f: &IrFunction, pure: FuncRef, ctx: Value, args: &[Value], helpers: &[HelperInfo], call_conv: CallConv) {
+    let Some(p) = &f.meta.pure else { return };
+    let fl = MemFlagsData::trusted();
+    let meta = &*f.meta as *const sx_ir::FnMeta as i64;
+    let cell = b.ins().iconst(I64, p.valid_at.as_ptr() as i64);
+    let at = b.ins().load(I64, fl, cell, 0);
+    let now = b.ins().load(I64, fl, ctx, ctx_offsets::ASSUMPTIONS_EPOCH);
+    let attempt = b.create_block();
+    let stale = b.create_block();
+    let recheck = b.create_block();
+    let bailed = b.create_block();
+    let done = b.create_block();
+    let ordinary = b.create_block();
+    let fixnums = match args.split_first() {
+        Some((first, rest)) => {
+            let tags = rest.iter().fold(*first, |acc, a| b.ins().bor(acc, *a));
+            let low = b.ins().band_imm_s(tags, 1);
+            b.ins().icmp_imm_s(IntCC::Equal, low, 0)
+        }
+        None => b.ins().iconst(cranelift_codegen::ir::types::I8, 1),
+    };
+    let same = b.ins().icmp(IntCC::Equal, at, now);
+    let go = b.ins().band(same, fixnums);
+    b.ins().brif(go, attempt, &[], stale, &[]);
+
+    // Not now: arguments of another type, or assumptions to check again.
+    b.set_cold_block(stale);
+    b.switch_to_block(stale);
+    b.seal_block(stale);
+    let enabled = b.ins().icmp_imm_s(IntCC::NotEqual, at, PURE_DISABLED as i64);
+    let worth = b.ins().band(enabled, fixnums);
+    b.ins().brif(worth, recheck, &[], ordinary, &[]);
+    b.set_cold_block(recheck);
+    b.switch_to_block(recheck);
+    b.seal_block(recheck);
+    let (sig, addr) = helper(b, helpers, HelperId::sx_pure_check, call_conv);
+    let m = b.ins().iconst(I64, meta);
+    let call = b.ins().call_indirect(sig, addr, &[ctx, m]);
+    let ok = b.inst_results(call)[0];
+    b.ins().brif(ok, attempt, &[], ordinary, &[]);
+
+    // The attempt.
+    b.switch_to_block(attempt);
+    b.seal_block(attempt);
+    let mut all = vec![ctx];
+    all.extend_from_slice(args);
+    let call = b.ins().call(pure, &all);
+    let r = b.inst_results(call)[0];
+    let gave_up = b.ins().icmp_imm_s(IntCC::Equal, r, words::PURE_BAIL as i64);
+    b.ins().brif(gave_up, bailed, &[], done, &[]);
+    b.switch_to_block(done);
+    b.seal_block(done);
+    b.ins().return_(&[r]);
+
+    // It gave up: never again; the ordinary code runs the call.
+    b.set_cold_block(bailed);
+    b.switch_to_block(bailed);
+    b.seal_block(bailed);
+    let (sig, addr) = helper(b, helpers, HelperId::sx_pure_bail, call_conv);
+    let m = b.ins().iconst(I64, meta);
+    b.ins().call_indirect(sig, addr, &[ctx, m]);
+    b.ins().jump(ordinary, &[]);
+
+    b.switch_to_block(ordinary);
+    b.seal_block(ordinary);
+}
+
+struct PureGen<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    calls: &'a [CallSite],
+    vars: HashMap<Slot, Variable>,
+    ctx: Value,
+    /// This function (for calls of itself).
+    me: FuncRef,
+    /// The loop head: a tail call of itself jumps here with its arguments.
+    header: Block,
+    /// Returns `PURE_BAIL`.
+    bail: Block,
+    safepoint: (SigRef, Value),
+}
+
+/// Build the pure version of `f` into `func` (signature [`signature`]);
+/// `me` refers to `func` itself.
+pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, me: FuncRef, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) {
+    let flat = f.meta.flat.unwrap_or(sx_ir::Flat { nparams: 0, frame_size: 0 });
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    let ctx = params[0];
+    let fl = MemFlagsData::trusted();
+    let header = b.create_block();
+    let bail = b.create_block();
+    for _ in 0..flat.nparams {
+        b.append_block_param(header, I64);
+    }
+    let safepoint = helper(&mut b, helpers, HelperId::sx_pure_safepoint, call_conv);
+    // Native stack: give up while there is still room for the runtime (the
+    // ordinary version continues deep recursion on other stack segments).
+    let sp = b.ins().get_stack_pointer(I64);
+    let limit = b.ins().load(I64, fl, ctx, ctx_offsets::STACK_LIMIT);
+    let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
+    let args: Vec<BlockArg> = params[1..].iter().map(|v| BlockArg::Value(*v)).collect();
+    b.ins().brif(room, header, &args, bail, &[]);
+    b.set_cold_block(bail);
+
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, safepoint };
+    g.b.switch_to_block(header);
+    let hp = g.b.block_params(header).to_vec();
+    for (i, v) in hp.iter().enumerate() {
+        let var = g.var(FLAT_VARS + i as Slot);
+        g.b.def_var(var, *v);
+    }
+    // Internal defines start as nil, as in an interpreter frame.
+    let nil = g.b.ins().iconst(I64, words::NIL as i64);
+    for i in flat.nparams..flat.frame_size {
+        let var = g.var(FLAT_VARS + Slot::from(i));
+        g.b.def_var(var, nil);
+    }
+    // Every activation (a loop turn is a tail call) counts as a compiled call.
+    let calls = g.b.ins().load(I64, fl, ctx, ctx_offsets::DIRECT_CALLS);
+    let calls = g.b.ins().iadd_imm_s(calls, 1);
+    g.b.ins().store(fl, calls, ctx, ctx_offsets::DIRECT_CALLS);
+    let v = g.expr(&f.body);
+    g.b.ins().return_(&[v]);
+
+    g.b.switch_to_block(bail);
+    let w = g.b.ins().iconst(I64, words::PURE_BAIL as i64);
+    g.b.ins().return_(&[w]);
+    g.b.seal_all_blocks();
+    g.b.finalize(target);
+}
+
+impl PureGen<'_, '_> {
+    fn var(&mut self, s: Slot) -> Variable {
+        if let Some(v) = self.vars.get(&s) {
+            return *v;
+        }
+        let v = self.b.declare_var(I64);
+        self.vars.insert(s, v);
+        v
+    }
+
+    fn word(&mut self, w: u64) -> Value {
+        self.b.ins().iconst(I64, w as i64)
+    }
+
+    /// Continue in a fresh block (after an unconditional transfer).
+    fn dead(&mut self) -> Value {
+        let blk = self.b.create_block();
+        self.b.switch_to_block(blk);
+        self.word(words::NIL)
+    }
+
+    fn expr(&mut self, e: &Expr) -> Value {
+        match e {
+            Expr::Const(w) => self.word(*w),
+            Expr::Slot(s) => {
+                let v = self.var(*s);
+                self.b.use_var(v)
+            }
+            Expr::Store(s, x) => {
+                let v = self.expr(x);
+                let var = self.var(*s);
+                self.b.def_var(var, v);
+                v
+            }
+            Expr::Seq(items) => match items.last() {
+                Some(Expr::Call(c) | Expr::Prim { call: c, .. }) => self.call(items, *c, false),
+                _ => {
+                    let mut last = None;
+                    for x in items {
+                        last = Some(self.expr(x));
+                    }
+                    last.unwrap_or_else(|| self.word(words::NIL))
+                }
+            },
+            Expr::If { test, then, els } => {
+                let c = self.cond(test);
+                let tb = self.b.create_block();
+                let eb = self.b.create_block();
+                let m = self.b.create_block();
+                self.b.append_block_param(m, I64);
+                self.b.ins().brif(c, tb, &[], eb, &[]);
+                for (blk, x) in [(tb, then), (eb, els)] {
+                    self.b.switch_to_block(blk);
+                    let v = self.expr(x);
+                    self.b.ins().jump(m, &[BlockArg::Value(v)]);
+                }
+                self.b.switch_to_block(m);
+                self.b.block_params(m)[0]
+            }
+            Expr::And(items) | Expr::Or(items) => {
+                let is_and = matches!(e, Expr::And(_));
+                let m = self.b.create_block();
+                self.b.append_block_param(m, I64);
+                for (k, x) in items.iter().enumerate() {
+                    let v = self.expr(x);
+                    if k + 1 == items.len() {
+                        self.b.ins().jump(m, &[BlockArg::Value(v)]);
+                    } else {
+                        let t = truthy(&mut self.b, v);
+                        let next = self.b.create_block();
+                        if is_and {
+                            self.b.ins().brif(t, next, &[], m, &[BlockArg::Value(v)]);
+                        } else {
+                            self.b.ins().brif(t, m, &[BlockArg::Value(v)], next, &[]);
+                        }
+                        self.b.switch_to_block(next);
+                    }
+                }
+                if items.is_empty() {
+                    let v = self.word(if is_and { words::TRUE } else { words::NIL });
+                    self.b.ins().jump(m, &[BlockArg::Value(v)]);
+                }
+                self.b.switch_to_block(m);
+                self.b.block_params(m)[0]
+            }
+            // A call head (checked on entry, not needed here).
+            Expr::Global { .. } => self.word(words::NIL),
+            // `sx_ir::pure::analyse` admits nothing else; give up if it did.
+            _ => {
+                self.b.ins().jump(self.bail, &[]);
+                self.dead()
+            }
+        }
+    }
+
+    /// The truth of `e` as a machine condition (a fixnum comparison
+    /// branches on itself).
+    fn cond(&mut self, e: &Expr) -> Value {
+        if let Expr::Seq(items) = e {
+            if let Some(Expr::Prim { op: Some(op), call }) = items.last() {
+                if self.calls[*call as usize].argc == 2 && is_comparison(*op) {
+                    return self.call(items, *call, true);
+                }
+            }
+        }
+        let v = self.expr(e);
+        truthy(&mut self.b, v)
+    }
+
+    /// A call as lowered (`items`: head, operands, then the call).
+    fn call(&mut self, items: &[Expr], call: u32, as_cond: bool) -> Value {
+        let CallSite { base, argc, tail, .. } = self.calls[call as usize];
+        for x in &items[1..items.len() - 1] {
+            self.expr(x);
+        }
+        let args: Vec<Value> = (0..argc)
+            .map(|k| {
+                let v = self.var(base + 1 + k);
+                self.b.use_var(v)
+            })
+            .collect();
+        match items.last() {
+            Some(Expr::Prim { op: Some(BinOp::Not), .. }) if argc == 1 => {
+                let t = truthy(&mut self.b, args[0]);
+                let f = self.word(words::FALSE);
+                let tr = self.word(words::TRUE);
+                self.b.ins().select(t, f, tr)
+            }
+            Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], self.bail, as_cond),
+            Some(Expr::Call(_)) if tail => {
+                // A loop turn: a safepoint now and then.
+                let fl = MemFlagsData::trusted();
+                let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);
+                let budget = self.b.ins().iadd_imm_s(budget, -1);
+                self.b.ins().store(fl, budget, self.ctx, ctx_offsets::TAIL_BUDGET);
+                let spent = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
+                let safepoint = self.b.create_block();
+                let jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
+                self.b.ins().brif(spent, safepoint, &[], self.header, &jargs);
+                self.b.set_cold_block(safepoint);
+                self.b.switch_to_block(safepoint);
+                let (sig, addr) = self.safepoint;
+                let c = self.b.ins().call_indirect(sig, addr, &[self.ctx]);
+                let go_on = self.b.inst_results(c)[0];
+                self.b.ins().brif(go_on, self.header, &jargs, self.bail, &[]);
+                self.dead()
+            }
+            Some(Expr::Call(_)) => {
+                let mut all = vec![self.ctx];
+                all.extend_from_slice(&args);
+                let c = self.b.ins().call(self.me, &all);
+                let r = self.b.inst_results(c)[0];
+                let gave_up = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::PURE_BAIL as i64);
+                let ok = self.b.create_block();
+                self.b.ins().brif(gave_up, self.bail, &[], ok, &[]);
+                self.b.switch_to_block(ok);
+                r
+            }
+            _ => {
+                self.b.ins().jump(self.bail, &[]);
+                self.dead()
+            }
+        }
+    }
+}
