@@ -646,6 +646,15 @@ impl Gen<'_, '_> {
         }
         let calls = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DIRECT_CALLS);
         let calls = self.b.ins().iadd_imm_s(calls, 1);
+        if !(tail && self.direct) {
+            // Now and then a non-tail call goes through the runtime: a
+            // safepoint (interrupts) in recursion that never loops.
+            let poll = self.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
+            let go = self.b.create_block();
+            self.b.ins().brif(poll, go, &[], slow, &[]);
+            self.b.switch_to_block(go);
+            self.b.seal_block(go);
+        }
         self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
         let sig = self.direct_sig(argc);
         if tail && self.direct {

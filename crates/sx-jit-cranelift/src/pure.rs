@@ -164,9 +164,22 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
         g.b.def_var(var, nil);
     }
     // Every activation (a loop turn is a tail call) counts as a compiled call.
+    // Every so often (and so in loops as well as in recursion that never
+    // loops), a safepoint: give up when an interrupt is pending.
     let calls = g.b.ins().load(I64, fl, ctx, ctx_offsets::DIRECT_CALLS);
     let calls = g.b.ins().iadd_imm_s(calls, 1);
     g.b.ins().store(fl, calls, ctx, ctx_offsets::DIRECT_CALLS);
+    let poll = g.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
+    let body = g.b.create_block();
+    let safepoint = g.b.create_block();
+    g.b.ins().brif(poll, body, &[], safepoint, &[]);
+    g.b.set_cold_block(safepoint);
+    g.b.switch_to_block(safepoint);
+    let (sig, addr) = g.safepoint;
+    let c = g.b.ins().call_indirect(sig, addr, &[ctx]);
+    let go_on = g.b.inst_results(c)[0];
+    g.b.ins().brif(go_on, body, &[], g.bail, &[]);
+    g.b.switch_to_block(body);
     let v = g.expr(&f.body);
     g.b.ins().return_(&[v]);
 
@@ -307,21 +320,9 @@ impl PureGen<'_, '_> {
             }
             Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], self.bail, as_cond),
             Some(Expr::Call(_)) if tail => {
-                // A loop turn: a safepoint now and then.
-                let fl = MemFlagsData::trusted();
-                let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);
-                let budget = self.b.ins().iadd_imm_s(budget, -1);
-                self.b.ins().store(fl, budget, self.ctx, ctx_offsets::TAIL_BUDGET);
-                let spent = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
-                let safepoint = self.b.create_block();
+                // A loop turn (the loop head polls for interrupts).
                 let jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
-                self.b.ins().brif(spent, safepoint, &[], self.header, &jargs);
-                self.b.set_cold_block(safepoint);
-                self.b.switch_to_block(safepoint);
-                let (sig, addr) = self.safepoint;
-                let c = self.b.ins().call_indirect(sig, addr, &[self.ctx]);
-                let go_on = self.b.inst_results(c)[0];
-                self.b.ins().brif(go_on, self.header, &jargs, self.bail, &[]);
+                self.b.ins().jump(self.header, &jargs);
                 self.dead()
             }
             Some(Expr::Call(_)) => {

@@ -61,9 +61,9 @@ macro_rules! foreach_helper {
             /// A pure version gave up: disable it (the call is run again by
             /// the ordinary version).
             sx_pure_bail(ctx, meta);
-            /// A pure version's loop used its tail-call budget: 1 to go on,
-            /// 0 when an interrupt is pending (it gives up; the ordinary
-            /// version raises it).
+            /// A pure version's periodic safepoint: 1 to go on, 0 when an
+            /// interrupt is pending (it gives up; the ordinary version
+            /// raises it).
             sx_pure_safepoint(ctx);
         }
     };
@@ -428,9 +428,6 @@ pub unsafe extern "C" fn sx_pure_bail(ctx: *mut JitCtx, meta: u64) -> u64 {
 /// Called by compiled code with its context.
 pub unsafe extern "C" fn sx_pure_safepoint(ctx: *mut JitCtx) -> u64 {
     // SAFETY: see `parts`.
-    unsafe {
-        let (m, _) = parts(ctx);
-        (*ctx).tail_budget = crate::TAIL_BUDGET;
-        u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))
-    }
+    let (m, _) = unsafe { parts(ctx) };
+    u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))
 }

@@ -96,6 +96,12 @@ pub mod ctx_offsets {
 /// Direct tail calls between two safepoints.
 pub const TAIL_BUDGET: u64 = 10_000;
 
+/// Compiled code makes a direct non-tail call through the runtime (a
+/// safepoint) when the count of direct calls, `JitCtx::direct_calls`, has
+/// these bits all zero: once every 16 384 calls, so that recursion that
+/// never loops still notices an interrupt.
+pub const SAFEPOINT_MASK: u64 = 0x3fff;
+
 /// Changes whenever an inline cache may have gone stale: after every
 /// collection (a closure's slot may be reused) and whenever compiled code is
 /// dropped. Copied into [`JitCtx::epoch`], which compiled code compares with

@@ -109,6 +109,25 @@ mod cranelift {
     }
 
     #[test]
+    fn compiled_recursion_that_never_loops_is_interrupted() {
+        // `fib` has a pure version; `fib2` (it calls `len`) has not: both
+        // recurse by direct calls for far longer than the test waits.
+        for (name, src) in [("fib", FIB), ("fib2", "(define (fib2 n) (if (< n (len \"ab\")) n (+ (fib2 (- n 1)) (fib2 (- n 2)))))")] {
+            let mut e = engine(1);
+            let flag = e.interrupt_handle();
+            e.eval_str(src, "t.sx").expect("define");
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                flag.store(true, Ordering::Relaxed);
+            });
+            let r = e.eval_str(&format!("({name} 80)"), "t.sx");
+            t.join().expect("timer");
+            assert_eq!(r.expect_err("interrupted").message(), "Interrupted", "{name}");
+            assert_eq!(e.eval_to_string(&format!("({name} 10)")).expect("still usable"), "55");
+        }
+    }
+
+    #[test]
     fn a_pure_version_gives_up_once_and_the_ordinary_code_redoes_the_call() {
         let mut e = engine(1);
         e.eval_str("(define (grow n acc) (if (= n 0) acc (grow (- n 1) (* acc 2))))", "t.sx").expect("define");
