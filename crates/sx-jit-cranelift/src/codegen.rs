@@ -358,6 +358,12 @@ impl Gen<'_, '_> {
 
     fn call(&mut self, h: HelperId, args: &[Value]) -> Value {
         self.emit_pending();
+        self.call_keeping_frame(h, args)
+    }
+
+    /// Call helper `h` without writing the frame to memory first (for
+    /// helpers that neither read the frame nor collect).
+    fn call_keeping_frame(&mut self, h: HelperId, args: &[Value]) -> Value {
         let info = self.helpers[h as usize];
         debug_assert_eq!(info.params, args.len() + 1, "{}", info.name);
         let sig = match self.sigs.get(&info.params) {
@@ -646,16 +652,31 @@ impl Gen<'_, '_> {
         }
         let calls = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DIRECT_CALLS);
         let calls = self.b.ins().iadd_imm_s(calls, 1);
+        self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
         if !(tail && self.direct) {
-            // Now and then a non-tail call goes through the runtime: a
-            // safepoint (interrupts) in recursion that never loops.
+            // Now and then a safepoint, so that recursion that never loops
+            // still notices an interrupt (then the runtime makes the call,
+            // and raises it).
             let poll = self.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
             let go = self.b.create_block();
-            self.b.ins().brif(poll, go, &[], slow, &[]);
+            let polled = self.b.create_block();
+            let interrupted = self.b.create_block();
+            self.b.ins().brif(poll, go, &[], polled, &[]);
+            self.b.set_cold_block(polled);
+            self.b.switch_to_block(polled);
+            self.b.seal_block(polled);
+            let go_on = self.call_keeping_frame(HelperId::sx_safepoint, &[]);
+            self.b.ins().brif(go_on, go, &[], interrupted, &[]);
+            self.b.set_cold_block(interrupted);
+            self.b.switch_to_block(interrupted);
+            self.b.seal_block(interrupted);
+            // The runtime counts the call it makes.
+            let uncount = self.b.ins().iadd_imm_s(calls, -1);
+            self.b.ins().store(fl, uncount, self.ctx, ctx_offsets::DIRECT_CALLS);
+            self.b.ins().jump(slow, &[]);
             self.b.switch_to_block(go);
             self.b.seal_block(go);
         }
-        self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
         let sig = self.direct_sig(argc);
         if tail && self.direct {
             let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);

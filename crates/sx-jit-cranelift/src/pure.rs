@@ -140,7 +140,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     for _ in 0..flat.nparams {
         b.append_block_param(header, I64);
     }
-    let safepoint = helper(&mut b, helpers, HelperId::sx_pure_safepoint, call_conv);
+    let safepoint = helper(&mut b, helpers, HelperId::sx_safepoint, call_conv);
     // Native stack: give up while there is still room for the runtime (the
     // ordinary version continues deep recursion on other stack segments).
     let sp = b.ins().get_stack_pointer(I64);

@@ -61,10 +61,10 @@ macro_rules! foreach_helper {
             /// A pure version gave up: disable it (the call is run again by
             /// the ordinary version).
             sx_pure_bail(ctx, meta);
-            /// A pure version's periodic safepoint: 1 to go on, 0 when an
-            /// interrupt is pending (it gives up; the ordinary version
-            /// raises it).
-            sx_pure_safepoint(ctx);
+            /// A periodic safepoint of compiled code: 1 to go on, 0 when an
+            /// interrupt is pending (the caller then leaves the call to the
+            /// runtime, which raises it; a pure version gives up).
+            sx_safepoint(ctx);
         }
     };
 }
@@ -426,7 +426,7 @@ pub unsafe extern "C" fn sx_pure_bail(ctx: *mut JitCtx, meta: u64) -> u64 {
 
 /// # Safety
 /// Called by compiled code with its context.
-pub unsafe extern "C" fn sx_pure_safepoint(ctx: *mut JitCtx) -> u64 {
+pub unsafe extern "C" fn sx_safepoint(ctx: *mut JitCtx) -> u64 {
     // SAFETY: see `parts`.
     let (m, _) = unsafe { parts(ctx) };
     u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))

@@ -41,6 +41,9 @@ pub struct TierCounters {
     pub lambda_calls: u64,
     /// Of those, calls that ran compiled code.
     pub compiled_calls: u64,
+    /// Of those, calls compiled code made straight to compiled code
+    /// (through an inline cache, without the runtime).
+    pub direct_calls: u64,
     /// Compiled activations handed back to the interpreter.
     pub deopts: u64,
     /// Calls that went to the interpreter because the native stack was low.
@@ -157,6 +160,7 @@ impl JitTier {
         let direct = unsafe { (*self.ctx.get()).direct_calls };
         c.lambda_calls += direct;
         c.compiled_calls += direct;
+        c.direct_calls = direct;
         c
     }
 

@@ -361,6 +361,13 @@ impl Engine {
         Some((c.lambda_calls, c.compiled_calls))
     }
 
+    /// Everything the compiled tier counted (`None` without a compiling
+    /// backend); `lambda_calls` includes the calls the interpreter entered.
+    pub fn jit_counters(&self) -> Option<sx_jit::TierCounters> {
+        let st = self.jit.borrow();
+        Some(st.tier.as_ref()?.counters_with(&st.signals))
+    }
+
     /// Time the compiled tier spent lowering and compiling, in microseconds
     /// (`None` without a compiling backend).
     pub fn jit_compile_micros(&self) -> Option<u64> {

@@ -128,6 +128,21 @@ mod cranelift {
     }
 
     #[test]
+    fn deep_compiled_recursion_keeps_calling_directly() {
+        // Not pure (it calls `len`): every call is a direct call of the
+        // ordinary compiled code, tens of thousands of them in a row, past
+        // every periodic safepoint.
+        let mut e = engine(1);
+        e.eval_str("(define (down n) (if (= n 0) (len \"\") (+ 1 (down (- n 1)))))", "t.sx").expect("define");
+        for _ in 0..3 {
+            assert_eq!(e.eval_to_string("(down 50000)").expect("runs"), "50000");
+        }
+        let c = e.jit_counters().expect("a tier is installed");
+        assert!(c.direct_calls * 100 >= c.compiled_calls * 99, "{c:?}");
+        assert_eq!(c.lambda_calls, c.compiled_calls, "{c:?}");
+    }
+
+    #[test]
     fn a_pure_version_gives_up_once_and_the_ordinary_code_redoes_the_call() {
         let mut e = engine(1);
         e.eval_str("(define (grow n acc) (if (= n 0) acc (grow (- n 1) (* acc 2))))", "t.sx").expect("define");
