@@ -150,6 +150,10 @@ pub(crate) struct DeoptState {
     /// The run that asked for this deoptimisation must end first (see
     /// [`Machine::jit_leave_run`]).
     leave_run: bool,
+    /// An error is on its way to a handler below the compiled frames, and
+    /// nothing between needs them (see [`Machine::raise_skips_frames`]):
+    /// they are dropped instead of rebuilt.
+    discard: bool,
 }
 
 impl DeoptState {
@@ -1654,6 +1658,12 @@ impl Machine {
     fn finish_jit_run(&mut self, r: std::result::Result<Value, Value>, base_entries: usize, base_vals: usize) -> JitOutcome {
         match r {
             Ok(v) => JitOutcome::Value(v),
+            Err(v) if v == Value::UNBOUND && self.jit_discarding() => {
+                // The error's handler drops the interrupted run's frames.
+                self.entries.truncate(base_entries);
+                self.vals.truncate(base_vals);
+                JitOutcome::Unwind
+            }
             Err(v) if v == Value::UNBOUND && self.deopt.is_some() => {
                 // Keep the interrupted run's frames (above the barrier).
                 let start = base_entries + 1;
@@ -1790,8 +1800,10 @@ impl Machine {
     /// Compiled code raises `value`: deoptimise so that handlers below the
     /// compiled frames see it at the right place.
     pub fn jit_raise(&mut self, value: Value, continuable: bool) -> JitOutcome {
+        let discard = self.raise_skips_frames();
         let st = self.deopt.get_or_insert_with(DeoptState::default);
         st.resume = Some(ResumePoint::Raise { value, continuable });
+        self.mark_discard(discard);
         JitOutcome::Unwind
     }
 
@@ -1809,12 +1821,17 @@ impl Machine {
     /// [`Machine::jit_push_frames`] without building vectors.)
     pub fn jit_begin_activation(&mut self) {
         let st = self.deopt.get_or_insert_with(DeoptState::default);
-        st.activations.push(st.frames.len());
+        if !st.discard {
+            st.activations.push(st.frames.len());
+        }
     }
 
     /// One pending CEK frame of the activation begun last.
     pub fn jit_push_frame(&mut self, code: Rc<Code>, env: Value, node: NodeId, i: u32, vals: &[Value]) {
         let st = self.deopt.get_or_insert_with(DeoptState::default);
+        if st.discard {
+            return;
+        }
         let start = st.frame_vals.len() as u32;
         st.frame_vals.extend_from_slice(vals);
         st.frames.push(DeoptFrame { code, env, node, i, vals: (start, vals.len() as u32) });
@@ -2050,8 +2067,12 @@ impl Machine {
     fn raise(&mut self, v: Value, continuable: bool) -> std::result::Result<Ctl, Value> {
         let handlers_here = |f: &Frame| matches!(f, Frame::Handlers { .. } | Frame::Guard { .. } | Frame::TryCall);
         if self.jit_barrier_before(handlers_here) {
-            // The handlers are below compiled frames: rebuild them first.
-            return Ok(self.request_deopt(ResumePoint::Raise { value: v, continuable }));
+            // The handlers are below compiled frames: rebuild them first
+            // (or drop them, when the handler will drop them anyway).
+            let discard = self.raise_skips_frames();
+            let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
+            self.mark_discard(discard);
+            return Ok(ctl);
         }
         self.search_handlers(v, continuable, self.entries.len())
     }
@@ -2063,7 +2084,12 @@ impl Machine {
             idx -= 1;
             match &self.entries[idx].frame {
                 Frame::Barrier => return Err(v),
-                Frame::JitBarrier => return Ok(self.request_deopt(ResumePoint::Raise { value: v, continuable })),
+                Frame::JitBarrier => {
+                    let discard = self.raise_skips_frames();
+                    let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
+                    self.mark_discard(discard);
+                    return Ok(ctl);
+                }
                 // A handler or a handler's predicate is running: it sees
                 // only the handlers outside its own handler-bind.
                 Frame::HandlerActive { skip, .. } | Frame::HandlerSearch { mark: skip, .. } => {
@@ -2120,6 +2146,55 @@ impl Machine {
         self.vals.push(h);
         self.vals.push(v);
         Ctl::Apply(base)
+    }
+
+    /// Does a raise from the top of the continuation end in a `guard` or
+    /// `try-call` with nothing on the way that could observe the frames
+    /// compiled code holds? Then they need not be rebuilt: the handler drops
+    /// them unseen. What this deoptimisation drops is the current run (up to
+    /// the nearest `JitBarrier`) and the compiled activations under it; the
+    /// run below handles its own frames as usual once it sees the raise.
+    /// So the current run must hold no `dynamic-wind` frame and no
+    /// coroutine, and on the way to the handler there must be no
+    /// `handler-bind` handler, running handler or Rust caller (they see the
+    /// continuation of the raise, or would report its backtrace).
+    fn raise_skips_frames(&self) -> bool {
+        let mut below_barrier = false;
+        for e in self.entries.iter().rev() {
+            match &e.frame {
+                Frame::Guard { .. } | Frame::TryCall => return true,
+                Frame::JitBarrier => below_barrier = true,
+                Frame::Wind { .. } | Frame::Coroutine { .. } => {
+                    if !below_barrier {
+                        return false;
+                    }
+                }
+                Frame::Handlers { preds, .. } => {
+                    if self.rt.as_list(*preds).is_some_and(|l| l.len > 0) {
+                        return false;
+                    }
+                }
+                Frame::Barrier | Frame::HandlerActive { .. } | Frame::HandlerSearch { .. } => return false,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Set whether the deoptimisation just requested drops the compiled
+    /// frames (only before any was added).
+    fn mark_discard(&mut self, discard: bool) {
+        if let Some(st) = self.deopt.as_mut() {
+            if st.activations.is_empty() && st.nested.is_empty() {
+                st.discard = discard;
+            }
+        }
+    }
+
+    /// Is the current deoptimisation dropping compiled frames instead of
+    /// rebuilding them? (Compiled code then skips building them.)
+    pub fn jit_discarding(&self) -> bool {
+        self.deopt.as_ref().is_some_and(|st| st.discard)
     }
 
     /// Unwind to the Guard/TryCall frame at `idx`, running `after` thunks.

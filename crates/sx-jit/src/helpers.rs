@@ -161,6 +161,10 @@ unsafe fn operands<'a>(fp: u64, base: u64, argc: u64) -> &'a [Value] {
 /// # Safety
 /// `fp` must be the frame of the function whose metadata is `meta`.
 unsafe fn push_site(m: &mut Machine, tier: &JitTier, meta: &FnMeta, fp: u64, site: u64) -> Value {
+    if m.jit_discarding() {
+        // An error on its way to a handler that drops these frames.
+        return Value::NIL;
+    }
     tier.note_deopt();
     // SAFETY: guaranteed by the caller.
     let flat_env = if meta.flat.is_some() { Some(unsafe { frame_env(m, meta, fp) }) } else { None };
