@@ -1800,7 +1800,7 @@ impl Machine {
     /// Compiled code raises `value`: deoptimise so that handlers below the
     /// compiled frames see it at the right place.
     pub fn jit_raise(&mut self, value: Value, continuable: bool) -> JitOutcome {
-        let discard = self.raise_skips_frames();
+        let discard = self.raise_skips_frames(true);
         let st = self.deopt.get_or_insert_with(DeoptState::default);
         st.resume = Some(ResumePoint::Raise { value, continuable });
         self.mark_discard(discard);
@@ -2069,7 +2069,7 @@ impl Machine {
         if self.jit_barrier_before(handlers_here) {
             // The handlers are below compiled frames: rebuild them first
             // (or drop them, when the handler will drop them anyway).
-            let discard = self.raise_skips_frames();
+            let discard = self.raise_skips_frames(false);
             let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
             self.mark_discard(discard);
             return Ok(ctl);
@@ -2085,7 +2085,7 @@ impl Machine {
             match &self.entries[idx].frame {
                 Frame::Barrier => return Err(v),
                 Frame::JitBarrier => {
-                    let discard = self.raise_skips_frames();
+                    let discard = self.raise_skips_frames(false);
                     let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
                     self.mark_discard(discard);
                     return Ok(ctl);
@@ -2157,9 +2157,11 @@ impl Machine {
     /// So the current run must hold no `dynamic-wind` frame and no
     /// coroutine, and on the way to the handler there must be no
     /// `handler-bind` handler, running handler or Rust caller (they see the
-    /// continuation of the raise, or would report its backtrace).
-    fn raise_skips_frames(&self) -> bool {
-        let mut below_barrier = false;
+    /// continuation of the raise, or would report its backtrace). When
+    /// compiled code raises (`from_compiled`), only compiled activations are
+    /// dropped: the current run keeps its frames and handles the raise next.
+    fn raise_skips_frames(&self, from_compiled: bool) -> bool {
+        let mut below_barrier = from_compiled;
         for e in self.entries.iter().rev() {
             match &e.frame {
                 Frame::Guard { .. } | Frame::TryCall => return true,

@@ -77,6 +77,10 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let nslots = i64::from(f.meta.nslots);
     let new_sp = b.ins().iadd_imm_s(fp, nslots * 8);
     b.ins().store(flags, new_sp, ctx, ctx_offsets::SP);
+    // Count this activation (the depth limit covers compiled frames).
+    let depth = b.ins().load(I64, flags, ctx, ctx_offsets::DEPTH);
+    let depth = b.ins().iadd_imm_s(depth, 1);
+    b.ins().store(flags, depth, ctx, ctx_offsets::DEPTH);
     // The other slots are written before any site or collection can read
     // them; a stale word left by an earlier activation is at worst marked
     // conservatively by the collector (marking a free slot is a no-op).
@@ -115,6 +119,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.seal_block(exit);
     let r = g.b.block_params(exit)[0];
     g.b.ins().store(flags, g.fp, g.ctx, ctx_offsets::SP);
+    g.uncount_activation();
     g.b.ins().return_(&[r]);
     g.b.finalize(target);
     Ok(())
@@ -354,6 +359,14 @@ impl Gen<'_, '_> {
 
     fn slot_addr(&mut self, s: Slot) -> Value {
         self.b.ins().iadd_imm_s(self.fp, i64::from(s) * 8)
+    }
+
+    /// This activation leaves the native stack: take it off the depth.
+    fn uncount_activation(&mut self) {
+        let fl = MemFlagsData::trusted();
+        let depth = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DEPTH);
+        let depth = self.b.ins().iadd_imm_s(depth, -1);
+        self.b.ins().store(fl, depth, self.ctx, ctx_offsets::DEPTH);
     }
 
     fn call(&mut self, h: HelperId, args: &[Value]) -> Value {
@@ -684,6 +697,7 @@ impl Gen<'_, '_> {
             self.b.ins().store(fl, budget, self.ctx, ctx_offsets::TAIL_BUDGET);
             // Pop this activation's shadow frame: the callee's takes its place.
             self.b.ins().store(fl, self.fp, self.ctx, ctx_offsets::SP);
+            self.uncount_activation();
             self.b.ins().return_call_indirect(sig, entry, &args);
         } else {
             // The callee may collect or deoptimise: the frame must be in

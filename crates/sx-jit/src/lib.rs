@@ -20,6 +20,7 @@
 //! Its shadow frame is `ctx.sp .. ctx.sp + nslots` (see [`JitCtx`]).
 
 pub mod helpers;
+mod stack;
 mod tier;
 
 pub use tier::{JitTier, TierCounters};
@@ -65,6 +66,11 @@ pub struct JitCtx {
     /// refreshed with `globals`; pure versions compare it with
     /// [`sx_ir::pure::Pure::valid_at`].
     pub assumptions_epoch: u64,
+    /// Compiled activations on the native stack (pure versions aside): each
+    /// one adds itself on entry and removes itself when it returns or makes
+    /// a tail call. With the machine's own frames it is the depth the
+    /// configured limit applies to.
+    pub depth: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -78,6 +84,7 @@ pub mod ctx_offsets {
     pub const TAIL_BUDGET: i32 = 64;
     pub const EPOCH: i32 = 72;
     pub const ASSUMPTIONS_EPOCH: i32 = 80;
+    pub const DEPTH: i32 = 88;
 
     // The offsets are those of the struct.
     use super::JitCtx;
@@ -91,6 +98,7 @@ pub mod ctx_offsets {
     const _: () = assert!(offset_of!(JitCtx, tail_budget) == TAIL_BUDGET as usize);
     const _: () = assert!(offset_of!(JitCtx, epoch) == EPOCH as usize);
     const _: () = assert!(offset_of!(JitCtx, assumptions_epoch) == ASSUMPTIONS_EPOCH as usize);
+    const _: () = assert!(offset_of!(JitCtx, depth) == DEPTH as usize);
 }
 
 /// Direct tail calls between two safepoints.

@@ -20,12 +20,11 @@ const SHADOW_SLOTS: usize = 64 << 20;
 /// deepest compiled frame. Past it, calls continue in the interpreter.
 const STACK_MARGIN: usize = 1 << 20;
 /// When compiled code runs out of native stack it continues on a new
-/// segment of this size ...
-const STACK_SEGMENT: usize = 16 << 20;
-/// ... up to this many segments (a million frames of a small function fit);
-/// beyond, calls continue in the interpreter
-/// (whose depth limit then applies).
-const MAX_STACK_SEGMENTS: u32 = 6;
+/// segment (`crate::stack`, 16 MiB), up to this many segments (1 GiB: more
+/// than the default depth limit of small functions needs; the limit is
+/// checked whenever a segment is full); beyond, calls continue in the
+/// interpreter.
+const MAX_STACK_SEGMENTS: u32 = 64;
 /// Entries of the tier's code → artifact link table (a power of two).
 const LINKS: usize = 1024;
 /// Every this many link lookups, go through the cache (LRU order, hits).
@@ -131,6 +130,7 @@ impl JitTier {
             tail_budget: crate::TAIL_BUDGET,
             epoch: crate::epoch(),
             assumptions_epoch: 0,
+            depth: 0,
         };
         Rc::new(JitTier {
             cache,
@@ -219,9 +219,9 @@ impl JitTier {
         }
         self.segments.set(self.segments.get() + 1);
         tracing::trace!(target: "sx_jit", event = "stack-segment", segments = self.segments.get());
-        let r = stacker::grow(STACK_SEGMENT, f);
+        let r = crate::stack::on_segment(f);
         self.segments.set(self.segments.get() - 1);
-        Some(r)
+        r
     }
 
     /// Count an entry of `code` the interpreter asks about and return its
@@ -361,6 +361,7 @@ impl JitTier {
             (*ctx).tier = self as *const JitTier;
             // This call may run on another stack segment than its caller.
             let saved_limit = (*ctx).stack_limit;
+            let saved_depth = (*ctx).depth;
             (*ctx).stack_limit = stack_limit();
             (*ctx).tail_budget = crate::TAIL_BUDGET;
             refresh_globals(ctx, m);
@@ -371,6 +372,7 @@ impl JitTier {
                 (Start::Args(..), None) => words::UNWIND,
             };
             (*ctx).stack_limit = saved_limit;
+            (*ctx).depth = saved_depth;
             r
         }
     }
@@ -455,6 +457,13 @@ impl JitTier {
                     Err(()) => return CallResult::Bail,
                 };
                 if !self.stack_ok_running() {
+                    // Past the depth limit, counting the compiled frames on the
+                    // native stack: the same error as in the interpreter.
+                    // SAFETY: a plain read of a field between calls of compiled code.
+                    let compiled = unsafe { (*self.ctx.get()).depth } as usize;
+                    if m.depth().saturating_add(compiled) > m.max_depth {
+                        return self.outcome(m.jit_fail(&lc, lc.root, sx_core::Error::msg("Maximum recursion depth exceeded")));
+                    }
                     // Deep recursion: continue on a new stack segment, unless
                     // this recursion already used them all (then continue in
                     // the interpreter, which reaches the depth limit sooner).
@@ -526,7 +535,7 @@ fn point_ic(ic: &sx_ir::IcCell, a: &Artifact, f: Value, parent: Value, argc: usi
 
 /// Enough native stack for another compiled activation?
 pub(crate) fn stack_ok() -> bool {
-    stacker::remaining_stack().is_none_or(|r| r > STACK_MARGIN)
+    crate::stack::remaining().is_none_or(|r| r > STACK_MARGIN)
 }
 
 /// The native stack address below which compiled code must not start a
@@ -534,7 +543,7 @@ pub(crate) fn stack_ok() -> bool {
 fn stack_limit() -> u64 {
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as u64;
-    match stacker::remaining_stack() {
+    match crate::stack::remaining() {
         Some(r) => sp.saturating_sub(r as u64).saturating_add(STACK_MARGIN as u64),
         None => u64::MAX,
     }
