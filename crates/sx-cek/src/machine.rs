@@ -2166,16 +2166,8 @@ impl Machine {
             match &e.frame {
                 Frame::Guard { .. } | Frame::TryCall => return true,
                 Frame::JitBarrier => below_barrier = true,
-                Frame::Wind { .. } | Frame::Coroutine { .. } => {
-                    if !below_barrier {
-                        return false;
-                    }
-                }
-                Frame::Handlers { preds, .. } => {
-                    if self.rt.as_list(*preds).is_some_and(|l| l.len > 0) {
-                        return false;
-                    }
-                }
+                Frame::Wind { .. } | Frame::Coroutine { .. } if !below_barrier => return false,
+                Frame::Handlers { preds, .. } if self.rt.as_list(*preds).is_some_and(|l| l.len > 0) => return false,
                 Frame::Barrier | Frame::HandlerActive { .. } | Frame::HandlerSearch { .. } => return false,
                 _ => {}
             }

@@ -188,13 +188,23 @@ pub(crate) fn build_wrapper(func: &mut Function, fctx: &mut FunctionBuilderConte
 /// Fixnum operation `op` on the words `a` and `b`, inline: when either is
 /// not a fixnum or the result overflows, branch to `fail`. A comparison
 /// yields a machine condition (`as_cond`) or a boolean word.
-pub(crate) fn fixnum_op(b: &mut FunctionBuilder, op: BinOp, x: Value, y: Value, fail: Block, as_cond: bool) -> Value {
-    let or = b.ins().bor(x, y);
-    let low = b.ins().band_imm_s(or, 1);
-    let fast = b.create_block();
-    b.ins().brif(low, fail, &[], fast, &[]);
-    b.switch_to_block(fast);
-    b.seal_block(fast);
+///
+/// `known`: which operands are already known to be fixnums (their tags are
+/// not tested again).
+pub(crate) fn fixnum_op(b: &mut FunctionBuilder, op: BinOp, x: Value, y: Value, known: (bool, bool), fail: Block, as_cond: bool) -> Value {
+    let unknown = match known {
+        (true, true) => None,
+        (true, false) => Some(y),
+        (false, true) => Some(x),
+        (false, false) => Some(b.ins().bor(x, y)),
+    };
+    if let Some(tags) = unknown {
+        let low = b.ins().band_imm_s(tags, 1);
+        let fast = b.create_block();
+        b.ins().brif(low, fail, &[], fast, &[]);
+        b.switch_to_block(fast);
+        b.seal_block(fast);
+    }
     match op {
         BinOp::Add | BinOp::Sub | BinOp::Mul => {
             let (r, of) = match op {
@@ -822,7 +832,7 @@ impl Gen<'_, '_> {
             Some(op) if op != BinOp::Not && argc == 2 => {
                 let a = self.load_slot(base + 1);
                 let b = self.load_slot(base + 2);
-                let r = fixnum_op(&mut self.b, op, a, b, slow, as_cond);
+                let r = fixnum_op(&mut self.b, op, a, b, (false, false), slow, as_cond);
                 self.jump_to(m, r);
             }
             _ => {

@@ -8,7 +8,7 @@ use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, Block, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use sx_ir::pure::PURE_DISABLED;
 use sx_ir::{BinOp, CallSite, Expr, IrFunction, Slot, FLAT_VARS};
 use sx_jit::helpers::{HelperId, HelperInfo};
@@ -122,6 +122,12 @@ struct PureGen<'a, 'b> {
     /// Returns `PURE_BAIL`.
     bail: Block,
     safepoint: (SigRef, Value),
+    /// Parameters the body never assigns: always fixnums (the guard checks
+    /// the first call's arguments, every self call checks the ones it
+    /// passes unless they are known fixnums).
+    fixnum_params: HashSet<Slot>,
+    /// Does every call of this function return a fixnum?
+    returns_fixnum: bool,
 }
 
 /// Build the pure version of `f` into `func` (signature [`signature`]);
@@ -150,7 +156,13 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     b.ins().brif(room, header, &args, bail, &[]);
     b.set_cold_block(bail);
 
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, safepoint };
+    let mut stored = HashSet::new();
+    stored_slots(&f.body, &mut stored);
+    let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, safepoint, fixnum_params, returns_fixnum: true };
+    // Assuming its own calls return fixnums, does every result? (If so the
+    // assumption holds: a call returns only what some result position gives.)
+    g.returns_fixnum = g.result_fixnum(&f.body);
     g.b.switch_to_block(header);
     let hp = g.b.block_params(header).to_vec();
     for (i, v) in hp.iter().enumerate() {
@@ -190,7 +202,49 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.finalize(target);
 }
 
+/// The slots `e` assigns.
+fn stored_slots(e: &Expr, out: &mut HashSet<Slot>) {
+    match e {
+        Expr::Store(s, x) => {
+            out.insert(*s);
+            stored_slots(x, out);
+        }
+        Expr::If { test, then, els } => {
+            for x in [test, then, els] {
+                stored_slots(x, out);
+            }
+        }
+        Expr::And(items) | Expr::Or(items) | Expr::Seq(items) => items.iter().for_each(|x| stored_slots(x, out)),
+        _ => {}
+    }
+}
+
 impl PureGen<'_, '_> {
+    /// Is the value of `e` certainly a fixnum (when `e` completes without
+    /// giving up)?
+    fn is_fixnum(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Const(w) => w & 1 == 0,
+            Expr::Slot(s) => self.fixnum_params.contains(s),
+            Expr::Store(_, x) => self.is_fixnum(x),
+            Expr::If { then, els, .. } => self.is_fixnum(then) && self.is_fixnum(els),
+            Expr::Seq(items) => match items.last() {
+                Some(Expr::Prim { op: Some(BinOp::Add | BinOp::Sub | BinOp::Mul), call }) => self.calls[*call as usize].argc == 2,
+                Some(Expr::Call(_)) => self.returns_fixnum,
+                Some(Expr::Prim { .. }) => false,
+                Some(x) => self.is_fixnum(x),
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// [`PureGen::is_fixnum`] of the body, with self calls assumed to
+    /// return fixnums.
+    fn result_fixnum(&self, body: &Expr) -> bool {
+        self.is_fixnum(body)
+    }
+
     fn var(&mut self, s: Slot) -> Variable {
         if let Some(v) = self.vars.get(&s) {
             return *v;
@@ -305,6 +359,7 @@ impl PureGen<'_, '_> {
         for x in &items[1..items.len() - 1] {
             self.expr(x);
         }
+        let known: Vec<bool> = items[1..items.len() - 1].iter().map(|x| self.is_fixnum(x)).collect();
         let args: Vec<Value> = (0..argc)
             .map(|k| {
                 let v = self.var(base + 1 + k);
@@ -318,14 +373,16 @@ impl PureGen<'_, '_> {
                 let tr = self.word(words::TRUE);
                 self.b.ins().select(t, f, tr)
             }
-            Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], self.bail, as_cond),
+            Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], (known[0], known[1]), self.bail, as_cond),
             Some(Expr::Call(_)) if tail => {
+                self.check_fixnums(&args, &known);
                 // A loop turn (the loop head polls for interrupts).
                 let jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
                 self.b.ins().jump(self.header, &jargs);
                 self.dead()
             }
             Some(Expr::Call(_)) => {
+                self.check_fixnums(&args, &known);
                 let mut all = vec![self.ctx];
                 all.extend_from_slice(&args);
                 let c = self.b.ins().call(self.me, &all);
@@ -341,5 +398,17 @@ impl PureGen<'_, '_> {
                 self.dead()
             }
         }
+    }
+
+    /// Give up unless the arguments of a self call not known to be fixnums
+    /// are (its parameters are fixnums on entry).
+    fn check_fixnums(&mut self, args: &[Value], known: &[bool]) {
+        let unknown: Vec<Value> = args.iter().zip(known).filter(|(_, k)| !**k).map(|(v, _)| *v).collect();
+        let Some((first, rest)) = unknown.split_first() else { return };
+        let tags = rest.iter().fold(*first, |acc, v| self.b.ins().bor(acc, *v));
+        let low = self.b.ins().band_imm_s(tags, 1);
+        let ok = self.b.create_block();
+        self.b.ins().brif(low, self.bail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
     }
 }
