@@ -121,7 +121,6 @@ struct PureGen<'a, 'b> {
     header: Block,
     /// Returns `PURE_BAIL`.
     bail: Block,
-    safepoint: (SigRef, Value),
     /// Parameters the body never assigns: always fixnums (the guard checks
     /// the first call's arguments, every self call checks the ones it
     /// passes unless they are known fixnums).
@@ -146,7 +145,6 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     for _ in 0..flat.nparams {
         b.append_block_param(header, I64);
     }
-    let safepoint = helper(&mut b, helpers, HelperId::sx_safepoint, call_conv);
     // Native stack: give up while there is still room for the runtime (the
     // ordinary version continues deep recursion on other stack segments).
     let sp = b.ins().get_stack_pointer(I64);
@@ -159,7 +157,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, safepoint, fixnum_params, returns_fixnum: true };
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
@@ -187,7 +185,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.ins().brif(poll, body, &[], safepoint, &[]);
     g.b.set_cold_block(safepoint);
     g.b.switch_to_block(safepoint);
-    let (sig, addr) = g.safepoint;
+    let (sig, addr) = helper(&mut g.b, helpers, HelperId::sx_safepoint, call_conv);
     let c = g.b.ins().call_indirect(sig, addr, &[ctx]);
     let go_on = g.b.inst_results(c)[0];
     g.b.ins().brif(go_on, body, &[], g.bail, &[]);
