@@ -127,7 +127,13 @@ struct PureGen<'a, 'b> {
     fixnum_params: HashSet<Slot>,
     /// Does every call of this function return a fixnum?
     returns_fixnum: bool,
+    /// Lower bounds (as integers) of fixnum parameters that hold where code
+    /// is being generated: what the tests of the enclosing `if`s imply.
+    floors: Vec<(Slot, i64)>,
 }
+
+/// The smallest fixnum.
+const FIXNUM_MIN: i64 = i64::MIN >> 1;
 
 /// Build the pure version of `f` into `func` (signature [`signature`]);
 /// `me` refers to `func` itself.
@@ -142,27 +148,32 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let fl = MemFlagsData::trusted();
     let header = b.create_block();
     let bail = b.create_block();
-    for _ in 0..flat.nparams {
-        b.append_block_param(header, I64);
+    // A loop head with the arguments as block parameters, when a self tail
+    // call jumps back to it.
+    let looping = has_tail_self_call(&f.body, &f.meta.calls);
+    if looping {
+        for _ in 0..flat.nparams {
+            b.append_block_param(header, I64);
+        }
     }
     // Native stack: give up while there is still room for the runtime (the
     // ordinary version continues deep recursion on other stack segments).
     let sp = b.ins().get_stack_pointer(I64);
     let limit = b.ins().load(I64, fl, ctx, ctx_offsets::STACK_LIMIT);
     let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
-    let args: Vec<BlockArg> = params[1..].iter().map(|v| BlockArg::Value(*v)).collect();
+    let args: Vec<BlockArg> = if looping { params[1..].iter().map(|v| BlockArg::Value(*v)).collect() } else { Vec::new() };
     b.ins().brif(room, header, &args, bail, &[]);
     b.set_cold_block(bail);
 
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true };
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new() };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
     g.b.switch_to_block(header);
-    let hp = g.b.block_params(header).to_vec();
+    let hp = if looping { g.b.block_params(header).to_vec() } else { params[1..].to_vec() };
     for (i, v) in hp.iter().enumerate() {
         let var = g.var(FLAT_VARS + i as Slot);
         g.b.def_var(var, *v);
@@ -217,7 +228,87 @@ fn stored_slots(e: &Expr, out: &mut HashSet<Slot>) {
     }
 }
 
+/// The expression a call operand slot is stored from.
+fn store_value(e: &Expr) -> &Expr {
+    match e {
+        Expr::Store(_, x) => x,
+        other => other,
+    }
+}
+
+/// Does `body` contain a call of itself in tail position?
+fn has_tail_self_call(e: &Expr, calls: &[CallSite]) -> bool {
+    match e {
+        Expr::Store(_, x) => has_tail_self_call(x, calls),
+        Expr::If { test, then, els } => [test, then, els].iter().any(|x| has_tail_self_call(x, calls)),
+        Expr::And(items) | Expr::Or(items) => items.iter().any(|x| has_tail_self_call(x, calls)),
+        Expr::Seq(items) => match items.last() {
+            Some(Expr::Call(c)) if calls[*c as usize].tail => true,
+            _ => items.iter().any(|x| has_tail_self_call(x, calls)),
+        },
+        _ => false,
+    }
+}
+
 impl PureGen<'_, '_> {
+    /// A fixnum parameter or fixnum constant operand: `Ok(slot)` or
+    /// `Err(value)`.
+    fn operand(&self, e: &Expr) -> Option<Result<Slot, i64>> {
+        match e {
+            Expr::Slot(s) if self.fixnum_params.contains(s) => Some(Ok(*s)),
+            Expr::Const(w) if w & 1 == 0 => Some(Err((*w as i64) >> 1)),
+            _ => None,
+        }
+    }
+
+    /// The lower bounds a comparison test implies when it is true
+    /// (`holds`) or false, for fixnum parameters compared with each other or
+    /// with constants. `not` swaps.
+    fn floors_of(&self, test: &Expr, holds: bool) -> Vec<(Slot, i64)> {
+        let Expr::Seq(items) = test else { return Vec::new() };
+        let Some(Expr::Prim { op: Some(op), call }) = items.last() else { return Vec::new() };
+        let argc = self.calls[*call as usize].argc as usize;
+        let arg = |k: usize| match &items[1 + k] {
+            Expr::Store(_, x) => Some(&**x),
+            _ => None,
+        };
+        if *op == BinOp::Not && argc == 1 {
+            return arg(0).map_or(Vec::new(), |x| self.floors_of(x, !holds));
+        }
+        if argc != 2 {
+            return Vec::new();
+        }
+        let (Some(a), Some(b)) = (arg(0).and_then(|x| self.operand(x)), arg(1).and_then(|x| self.operand(x))) else { return Vec::new() };
+        // Normalise to `big > small` (strict) or `big >= small`.
+        let (big, small, strict) = match (op, holds) {
+            (BinOp::Lt, true) | (BinOp::Ge, false) => (b, a, true),
+            (BinOp::Gt, true) | (BinOp::Le, false) => (a, b, true),
+            (BinOp::Le, true) | (BinOp::Gt, false) => (b, a, false),
+            (BinOp::Ge, true) | (BinOp::Lt, false) => (a, b, false),
+            _ => return Vec::new(),
+        };
+        let Ok(slot) = big else { return Vec::new() };
+        let floor = match small {
+            Err(c) => c,
+            Ok(_) => FIXNUM_MIN,
+        };
+        vec![(slot, if strict { floor.saturating_add(1) } else { floor })]
+    }
+
+    /// The best known lower bound of fixnum parameter `s`.
+    fn floor(&self, s: Slot) -> i64 {
+        self.floors.iter().filter(|(x, _)| *x == s).map(|(_, f)| *f).max().unwrap_or(FIXNUM_MIN)
+    }
+
+    /// Can `(- x k)` (operand expressions) not overflow? When `x` is a
+    /// fixnum parameter whose lower bound leaves room for the constant `k`.
+    fn sub_fits(&self, x: &Expr, k: &Expr) -> bool {
+        match (self.operand(x), self.operand(k)) {
+            (Some(Ok(s)), Some(Err(k))) if k >= 0 => self.floor(s).checked_sub(k).is_some_and(|v| v >= FIXNUM_MIN),
+            _ => false,
+        }
+    }
+
     /// Is the value of `e` certainly a fixnum (when `e` completes without
     /// giving up)?
     fn is_fixnum(&self, e: &Expr) -> bool {
@@ -293,9 +384,13 @@ impl PureGen<'_, '_> {
                 let m = self.b.create_block();
                 self.b.append_block_param(m, I64);
                 self.b.ins().brif(c, tb, &[], eb, &[]);
-                for (blk, x) in [(tb, then), (eb, els)] {
+                for (blk, x, holds) in [(tb, then, true), (eb, els, false)] {
                     self.b.switch_to_block(blk);
+                    let facts = self.floors_of(test, holds);
+                    let n = self.floors.len();
+                    self.floors.extend(facts);
                     let v = self.expr(x);
+                    self.floors.truncate(n);
                     self.b.ins().jump(m, &[BlockArg::Value(v)]);
                 }
                 self.b.switch_to_block(m);
@@ -370,6 +465,10 @@ impl PureGen<'_, '_> {
                 let f = self.word(words::FALSE);
                 let tr = self.word(words::TRUE);
                 self.b.ins().select(t, f, tr)
+            }
+            Some(Expr::Prim { op: Some(BinOp::Sub), .. }) if argc == 2 && known[0] && known[1] && self.sub_fits(store_value(&items[1]), store_value(&items[2])) => {
+                // Within the bounds the enclosing tests established.
+                self.b.ins().isub(args[0], args[1])
             }
             Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], (known[0], known[1]), self.bail, as_cond),
             Some(Expr::Call(_)) if tail => {
