@@ -9,7 +9,7 @@
 mod codegen;
 mod pure;
 
-use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_codegen::ir::types::I64;
@@ -160,32 +160,16 @@ impl CraneliftBackend {
                 // The pure version first: the direct entry calls it.
                 let pure_id = match &f.meta.pure {
                     Some(_) => {
-                        // The tail convention: one part tail-calls the other.
-                        let sig = pure::signature(flat.nparams, CallConv::Tail);
+                        let sig = pure::signature(flat.nparams, conv);
                         let id = module.declare_anonymous_function(&sig).map_err(failed)?;
-                        let rest_id = match pure::quick_exit(&f.body, &f.meta.calls) {
-                            Some(_) => Some(module.declare_anonymous_function(&sig).map_err(failed)?),
-                            None => None,
-                        };
-                        let parts = match rest_id {
-                            Some(rest_id) => vec![(id, rest_id, true), (rest_id, id, false)],
-                            None => vec![(id, id, false)],
-                        };
-                        for (this, other, quick) in parts {
-                            self.ctx.clear();
-                            self.ctx.func.signature = sig.clone();
-                            let other_ref = module.declare_func_in_func(other, &mut self.ctx.func);
-                            let part = match (rest_id, quick) {
-                                (None, _) => pure::Part::Whole { me: other_ref },
-                                (Some(_), true) => pure::Part::Quick { rest: other_ref },
-                                (Some(_), false) => pure::Part::Rest { quick: other_ref },
-                            };
-                            pure::build(&mut self.ctx.func, &mut self.fctx, f, part, module.target_config());
-                            self.ctx.set_disasm(self.dump);
-                            module.define_function(this, &mut self.ctx).map_err(failed)?;
-                            size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
-                            self.dump_code(f);
-                        }
+                        self.ctx.clear();
+                        self.ctx.func.signature = sig;
+                        let me = module.declare_func_in_func(id, &mut self.ctx.func);
+                        pure::build(&mut self.ctx.func, &mut self.fctx, f, me, &self.helpers, conv, module.target_config());
+                        self.ctx.set_disasm(self.dump);
+                        module.define_function(id, &mut self.ctx).map_err(failed)?;
+                        size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                        self.dump_code(f);
                         Some(id)
                     }
                     None => None,

@@ -135,59 +135,9 @@ struct PureGen<'a, 'b> {
 /// The smallest fixnum.
 const FIXNUM_MIN: i64 = i64::MIN >> 1;
 
-/// Which function of a pure version to build.
-#[derive(Clone, Copy)]
-pub(crate) enum Part {
-    /// The whole body in one function; `me` is the function itself.
-    Whole { me: FuncRef },
-    /// For a body `(if TEST QUICK REST)` whose test and one branch make no
-    /// call ([`quick_exit`]): the function the self calls call, which
-    /// decides the test and returns the quick branch itself, without
-    /// saving registers or checking the stack, and otherwise tail-calls
-    /// `rest` with its arguments.
-    Quick { rest: FuncRef },
-    /// ... and `rest`, the other branch, whose self calls call `quick`.
-    Rest { quick: FuncRef },
-}
-
-/// The test, the branch without calls, the other branch and whether the
-/// quick branch is taken when the test holds, of a body `(if ...)` whose
-/// test and one branch make no call; the pure version is then split in
-/// two (see [`Part`]). Not for bodies with self tail calls (they loop).
-pub(crate) fn quick_exit<'e>(body: &'e Expr, calls: &[CallSite]) -> Option<(&'e Expr, &'e Expr, &'e Expr, bool)> {
-    let Expr::If { test, then, els } = body else { return None };
-    if has_tail_self_call(body, calls) || !call_free(test) {
-        return None;
-    }
-    if call_free(then) {
-        Some((test, then, els, true))
-    } else if call_free(els) {
-        Some((test, els, then, false))
-    } else {
-        None
-    }
-}
-
-/// Does `e` make no call (primitives compiled inline aside)?
-fn call_free(e: &Expr) -> bool {
-    match e {
-        Expr::Call(_) => false,
-        Expr::Store(_, x) => call_free(x),
-        Expr::If { test, then, els } => call_free(test) && call_free(then) && call_free(els),
-        Expr::And(items) | Expr::Or(items) | Expr::Seq(items) => items.iter().all(call_free),
-        _ => true,
-    }
-}
-
-/// Build (a part of) the pure version of `f` into `func` (signature
-/// [`signature`]).
-pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, part: Part, target: TargetFrontendConfig) {
-    let me = match part {
-        Part::Whole { me } => me,
-        Part::Quick { rest } => rest,
-        Part::Rest { quick } => quick,
-    };
-    let split = quick_exit(&f.body, &f.meta.calls).filter(|_| !matches!(part, Part::Whole { .. }));
+/// Build the pure version of `f` into `func` (signature [`signature`]);
+/// `me` refers to `func` itself.
+pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &IrFunction, me: FuncRef, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) {
     let flat = f.meta.flat.unwrap_or(sx_ir::Flat { nparams: 0, frame_size: 0 });
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
@@ -206,19 +156,13 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
             b.append_block_param(header, I64);
         }
     }
+    // Native stack: give up while there is still room for the runtime (the
+    // ordinary version continues deep recursion on other stack segments).
+    let sp = b.ins().get_stack_pointer(I64);
+    let limit = b.ins().load(I64, fl, ctx, ctx_offsets::STACK_LIMIT);
+    let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
     let args: Vec<BlockArg> = if looping { params[1..].iter().map(|v| BlockArg::Value(*v)).collect() } else { Vec::new() };
-    if matches!(part, Part::Quick { .. }) {
-        // It makes no call of its own: no stack to check.
-        b.ins().jump(header, &args);
-    } else {
-        // Native stack: give up while there is still room for the runtime
-        // (the ordinary version continues deep recursion on other stack
-        // segments).
-        let sp = b.ins().get_stack_pointer(I64);
-        let limit = b.ins().load(I64, fl, ctx, ctx_offsets::STACK_LIMIT);
-        let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
-        b.ins().brif(room, header, &args, bail, &[]);
-    }
+    b.ins().brif(room, header, &args, bail, &[]);
     b.set_cold_block(bail);
 
     let mut stored = HashSet::new();
@@ -240,15 +184,6 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
         let var = g.var(FLAT_VARS + Slot::from(i));
         g.b.def_var(var, nil);
     }
-    if let (Part::Rest { .. }, Some((test, _, rest, quick_when))) = (part, split) {
-        // Counted, polled and tested by the quick part, which decided
-        // against its branch: what the test implies holds here.
-        g.floors = g.floors_of(test, !quick_when);
-        let v = g.expr(rest);
-        g.b.ins().return_(&[v]);
-        g.finish(bail, target);
-        return;
-    }
     // Every activation (a loop turn is a tail call) counts as a compiled call.
     // Every so often (and so in loops as well as in recursion that never
     // loops), a safepoint: give up when an interrupt is pending.
@@ -261,36 +196,19 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.ins().brif(poll, body, &[], safepoint, &[]);
     g.b.set_cold_block(safepoint);
     g.b.switch_to_block(safepoint);
-    // The machine's interrupt flag, read directly (no helper call: the
-    // quick part of a split version must make none).
-    let flag = g.b.ins().load(I64, fl, ctx, ctx_offsets::INTERRUPT);
-    let set = g.b.ins().uload8(I64, fl, flag, 0);
-    g.b.ins().brif(set, g.bail, &[], body, &[]);
+    let (sig, addr) = helper(&mut g.b, helpers, HelperId::sx_safepoint, call_conv);
+    let c = g.b.ins().call_indirect(sig, addr, &[ctx]);
+    let go_on = g.b.inst_results(c)[0];
+    g.b.ins().brif(go_on, body, &[], g.bail, &[]);
     g.b.switch_to_block(body);
-    if let (Part::Quick { rest }, Some((test, quick, _, quick_when))) = (part, split) {
-        let c = g.cond(test);
-        let quick_blk = g.b.create_block();
-        let rest_blk = g.b.create_block();
-        if quick_when {
-            g.b.ins().brif(c, quick_blk, &[], rest_blk, &[]);
-        } else {
-            g.b.ins().brif(c, rest_blk, &[], quick_blk, &[]);
-        }
-        g.b.switch_to_block(quick_blk);
-        g.floors = g.floors_of(test, quick_when);
-        let v = g.expr(quick);
-        g.b.ins().return_(&[v]);
-        g.floors.clear();
-        g.b.switch_to_block(rest_blk);
-        let mut all = vec![ctx];
-        all.extend_from_slice(&params[1..]);
-        g.b.ins().return_call(rest, &all);
-        g.finish(bail, target);
-        return;
-    }
     let v = g.expr(&f.body);
     g.b.ins().return_(&[v]);
-    g.finish(bail, target);
+
+    g.b.switch_to_block(bail);
+    let w = g.b.ins().iconst(I64, words::PURE_BAIL as i64);
+    g.b.ins().return_(&[w]);
+    g.b.seal_all_blocks();
+    g.b.finalize(target);
 }
 
 /// The slots `e` assigns.
@@ -333,15 +251,6 @@ fn has_tail_self_call(e: &Expr, calls: &[CallSite]) -> bool {
 }
 
 impl PureGen<'_, '_> {
-    /// The block that gives up, and the end of the function.
-    fn finish(mut self, bail: Block, target: TargetFrontendConfig) {
-        self.b.switch_to_block(bail);
-        let w = self.b.ins().iconst(I64, words::PURE_BAIL as i64);
-        self.b.ins().return_(&[w]);
-        self.b.seal_all_blocks();
-        self.b.finalize(target);
-    }
-
     /// A fixnum parameter or fixnum constant operand: `Ok(slot)` or
     /// `Err(value)`.
     fn operand(&self, e: &Expr) -> Option<Result<Slot, i64>> {

@@ -71,9 +71,6 @@ pub struct JitCtx {
     /// a tail call. With the machine's own frames it is the depth the
     /// configured limit applies to.
     pub depth: u64,
-    /// The machine's interrupt flag (an `AtomicBool`), which pure versions
-    /// read directly.
-    pub interrupt: *const u8,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -88,7 +85,6 @@ pub mod ctx_offsets {
     pub const EPOCH: i32 = 72;
     pub const ASSUMPTIONS_EPOCH: i32 = 80;
     pub const DEPTH: i32 = 88;
-    pub const INTERRUPT: i32 = 96;
 
     // The offsets are those of the struct.
     use super::JitCtx;
@@ -103,7 +99,6 @@ pub mod ctx_offsets {
     const _: () = assert!(offset_of!(JitCtx, epoch) == EPOCH as usize);
     const _: () = assert!(offset_of!(JitCtx, assumptions_epoch) == ASSUMPTIONS_EPOCH as usize);
     const _: () = assert!(offset_of!(JitCtx, depth) == DEPTH as usize);
-    const _: () = assert!(offset_of!(JitCtx, interrupt) == INTERRUPT as usize);
 }
 
 /// Direct tail calls between two safepoints.

@@ -131,7 +131,6 @@ impl JitTier {
             epoch: crate::epoch(),
             assumptions_epoch: 0,
             depth: 0,
-            interrupt: std::ptr::null(),
         };
         Rc::new(JitTier {
             cache,
@@ -561,7 +560,6 @@ pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
         (*ctx).globals_len = m.globals_len() as u64;
         (*ctx).epoch = crate::epoch();
         (*ctx).assumptions_epoch = m.assumptions_epoch();
-        (*ctx).interrupt = std::sync::Arc::as_ptr(&m.interrupt) as *const u8;
     }
 }
 
