@@ -1800,10 +1800,7 @@ impl Machine {
     /// Compiled code raises `value`: deoptimise so that handlers below the
     /// compiled frames see it at the right place.
     pub fn jit_raise(&mut self, value: Value, continuable: bool) -> JitOutcome {
-        let discard = self.raise_skips_frames(true);
-        let st = self.deopt.get_or_insert_with(DeoptState::default);
-        st.resume = Some(ResumePoint::Raise { value, continuable });
-        self.mark_discard(discard);
+        self.deopt_for_raise(value, continuable, true);
         JitOutcome::Unwind
     }
 
@@ -2069,10 +2066,8 @@ impl Machine {
         if self.jit_barrier_before(handlers_here) {
             // The handlers are below compiled frames: rebuild them first
             // (or drop them, when the handler will drop them anyway).
-            let discard = self.raise_skips_frames(false);
-            let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
-            self.mark_discard(discard);
-            return Ok(ctl);
+            self.deopt_for_raise(v, continuable, false);
+            return Ok(Ctl::Deopt);
         }
         self.search_handlers(v, continuable, self.entries.len())
     }
@@ -2085,10 +2080,8 @@ impl Machine {
             match &self.entries[idx].frame {
                 Frame::Barrier => return Err(v),
                 Frame::JitBarrier => {
-                    let discard = self.raise_skips_frames(false);
-                    let ctl = self.request_deopt(ResumePoint::Raise { value: v, continuable });
-                    self.mark_discard(discard);
-                    return Ok(ctl);
+                    self.deopt_for_raise(v, continuable, false);
+                    return Ok(Ctl::Deopt);
                 }
                 // A handler or a handler's predicate is running: it sees
                 // only the handlers outside its own handler-bind.
@@ -2175,13 +2168,15 @@ impl Machine {
         false
     }
 
-    /// Set whether the deoptimisation just requested drops the compiled
-    /// frames (only before any was added).
-    fn mark_discard(&mut self, discard: bool) {
-        if let Some(st) = self.deopt.as_mut() {
-            if st.activations.is_empty() && st.nested.is_empty() {
-                st.discard = discard;
-            }
+    /// Deoptimise to raise `value` below the compiled frames: rebuild them,
+    /// or drop them when [`Machine::raise_skips_frames`] allows (decided
+    /// only before any frame was added).
+    fn deopt_for_raise(&mut self, value: Value, continuable: bool, from_compiled: bool) {
+        let discard = self.raise_skips_frames(from_compiled);
+        let st = self.deopt.get_or_insert_with(DeoptState::default);
+        st.resume = Some(ResumePoint::Raise { value, continuable });
+        if st.activations.is_empty() && st.nested.is_empty() {
+            st.discard = discard;
         }
     }
 

@@ -155,13 +155,7 @@ impl Lowering<'_> {
     fn is_self_call(&self, head: NodeId, argc: usize) -> bool {
         let Node::Global { sym } = self.code.nodes[head as usize] else { return false };
         let takes = self.code.params.as_ref().map(|p| usize::from(p.required));
-        if !self.flat || takes != Some(argc) {
-            return false;
-        }
-        match self.m.rt.heap.get(self.m.global(sym)) {
-            Some(Obj::Lambda(clo)) => std::ptr::addr_eq(Rc::as_ptr(&clo.code), self.code as *const Code),
-            _ => false,
-        }
+        self.flat && takes == Some(argc) && crate::pure::global_is_closure_of(self.m, sym, self.code)
     }
 
     fn node(&mut self, n: NodeId, env: Slot, tail: bool) -> Result<Expr, LowerError> {

@@ -25,7 +25,18 @@
 
 use crate::{CallSite, Expr};
 use std::cell::Cell;
-use sx_cek::code::BinOp;
+use sx_cek::code::{BinOp, Code};
+use sx_cek::Machine;
+use sx_core::heap::Obj;
+
+/// Does global `sym` hold a closure of `code`? (What a self call, and the
+/// pure version built on it, assumes.)
+pub fn global_is_closure_of(m: &Machine, sym: u32, code: &Code) -> bool {
+    match m.rt.heap.get(m.global(sym)) {
+        Some(Obj::Lambda(clo)) => std::ptr::addr_eq(std::rc::Rc::as_ptr(&clo.code), code as *const Code),
+        _ => false,
+    }
+}
 
 /// [`Pure::valid_at`] of a pure version that must not run any more.
 pub const PURE_DISABLED: u64 = u64::MAX;

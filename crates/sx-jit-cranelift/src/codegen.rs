@@ -239,6 +239,31 @@ pub(crate) fn fixnum_op(b: &mut FunctionBuilder, op: BinOp, x: Value, y: Value, 
     }
 }
 
+/// The signature of a runtime helper taking `params` words (the context
+/// included) and returning one.
+pub(crate) fn helper_signature(call_conv: CallConv, params: usize) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..params {
+        sig.params.push(AbiParam::new(I64));
+    }
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+/// One operand of `and` (`is_and`) or `or` that is not the last: with
+/// value `v` and truth `t`, either leave for merge block `m` with `v` or go
+/// on in the returned block (switched to, not sealed).
+pub(crate) fn short_circuit(b: &mut FunctionBuilder, is_and: bool, t: Value, v: Value, m: Block) -> Block {
+    let next = b.create_block();
+    if is_and {
+        b.ins().brif(t, next, &[], m, &[BlockArg::Value(v)]);
+    } else {
+        b.ins().brif(t, m, &[BlockArg::Value(v)], next, &[]);
+    }
+    b.switch_to_block(next);
+    next
+}
+
 /// The truth of word `v` (neither nil nor false) as a machine condition.
 pub(crate) fn truthy(b: &mut FunctionBuilder, v: Value) -> Value {
     let a = b.ins().icmp_imm_s(IntCC::NotEqual, v, words::NIL as i64);
@@ -392,12 +417,7 @@ impl Gen<'_, '_> {
         let sig = match self.sigs.get(&info.params) {
             Some(s) => *s,
             None => {
-                let mut sig = Signature::new(self.call_conv);
-                for _ in 0..info.params {
-                    sig.params.push(AbiParam::new(I64));
-                }
-                sig.returns.push(AbiParam::new(I64));
-                let s = self.b.import_signature(sig);
+                let s = self.b.import_signature(helper_signature(self.call_conv, info.params));
                 self.sigs.insert(info.params, s);
                 s
             }
@@ -523,13 +543,7 @@ impl Gen<'_, '_> {
                         self.jump_to(m, v);
                     } else {
                         let t = self.truthy(v);
-                        let next = self.b.create_block();
-                        if is_and {
-                            self.b.ins().brif(t, next, &[], m, &[BlockArg::Value(v)]);
-                        } else {
-                            self.b.ins().brif(t, m, &[BlockArg::Value(v)], next, &[]);
-                        }
-                        self.b.switch_to_block(next);
+                        let next = short_circuit(&mut self.b, is_and, t, v, m);
                         self.b.seal_block(next);
                     }
                 }

@@ -2,7 +2,7 @@
 //! itself, and the guard at the top of the ordinary direct entry that runs
 //! it.
 
-use crate::codegen::{fixnum_op, is_comparison, truthy};
+use crate::codegen::{fixnum_op, helper_signature, is_comparison, short_circuit, truthy};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, Block, BlockArg, FuncRef, Function, InstBuilder, MemFlagsData, SigRef, Signature, Value};
@@ -28,12 +28,7 @@ pub(crate) fn signature(n: u16, call_conv: CallConv) -> Signature {
 /// address.
 fn helper(b: &mut FunctionBuilder, helpers: &[HelperInfo], h: HelperId, call_conv: CallConv) -> (SigRef, Value) {
     let info = helpers[h as usize];
-    let mut sig = Signature::new(call_conv);
-    for _ in 0..info.params {
-        sig.params.push(AbiParam::new(I64));
-    }
-    sig.returns.push(AbiParam::new(I64));
-    let sig = b.import_signature(sig);
+    let sig = b.import_signature(helper_signature(call_conv, info.params));
     let addr = b.ins().iconst(I64, info.addr as i64);
     (sig, addr)
 }
@@ -406,13 +401,7 @@ impl PureGen<'_, '_> {
                         self.b.ins().jump(m, &[BlockArg::Value(v)]);
                     } else {
                         let t = truthy(&mut self.b, v);
-                        let next = self.b.create_block();
-                        if is_and {
-                            self.b.ins().brif(t, next, &[], m, &[BlockArg::Value(v)]);
-                        } else {
-                            self.b.ins().brif(t, m, &[BlockArg::Value(v)], next, &[]);
-                        }
-                        self.b.switch_to_block(next);
+                        short_circuit(&mut self.b, is_and, t, v, m);
                     }
                 }
                 if items.is_empty() {

@@ -400,10 +400,7 @@ pub unsafe extern "C" fn sx_pure_check(ctx: *mut JitCtx, meta: u64) -> u64 {
     }
     let holds = p.deps.iter().all(|d| match *d {
         sx_ir::pure::PureDep::Prim { sym, prim } => m.global(sym) == Value::prim(prim),
-        sx_ir::pure::PureDep::SelfCall { sym } => match m.rt.heap.get(m.global(sym)) {
-            Some(Obj::Lambda(clo)) => std::ptr::addr_eq(std::rc::Rc::as_ptr(&clo.code), std::rc::Rc::as_ptr(&meta.code)),
-            _ => false,
-        },
+        sx_ir::pure::PureDep::SelfCall { sym } => sx_ir::pure::global_is_closure_of(m, sym, &meta.code),
     });
     if holds {
         p.valid_at.set(m.assumptions_epoch());

@@ -47,6 +47,11 @@ thread_local! {
     static IN_USE: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Segments this thread runs on now.
+pub(crate) fn in_use() -> usize {
+    IN_USE.with(Cell::get)
+}
+
 /// Native stack left below the current stack pointer, when known.
 pub(crate) fn remaining() -> Option<usize> {
     let limit = LIMIT.with(Cell::get);
@@ -60,7 +65,7 @@ pub(crate) fn remaining() -> Option<usize> {
 /// Run `f` on a native stack segment; `None` when none could be had (all
 /// `MAX` in use or no memory).
 pub(crate) fn on_segment<R>(f: impl FnOnce() -> R) -> Option<R> {
-    if IN_USE.with(Cell::get) >= MAX {
+    if in_use() >= MAX {
         return None;
     }
     let mut seg = match POOL.with(|p| p.borrow_mut().pop()) {

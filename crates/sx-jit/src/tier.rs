@@ -19,12 +19,6 @@ const SHADOW_SLOTS: usize = 64 << 20;
 /// Native stack kept free for the interpreter and the runtime below the
 /// deepest compiled frame. Past it, calls continue in the interpreter.
 const STACK_MARGIN: usize = 1 << 20;
-/// When compiled code runs out of native stack it continues on a new
-/// segment (`crate::stack`, 16 MiB), up to this many segments (1 GiB: more
-/// than the default depth limit of small functions needs; the limit is
-/// checked whenever a segment is full); beyond, calls continue in the
-/// interpreter.
-const MAX_STACK_SEGMENTS: u32 = 64;
 /// Entries of the tier's code → artifact link table (a power of two).
 const LINKS: usize = 1024;
 /// Every this many link lookups, go through the cache (LRU order, hits).
@@ -100,8 +94,6 @@ pub struct JitTier {
     counters: Cell<TierCounters>,
     latencies_us: RefCell<Vec<u32>>,
     latency_next: Cell<usize>,
-    /// Extra native stack segments in use.
-    segments: Cell<u32>,
     /// After compiled recursion used every stack segment: the interpreter's
     /// depth at that point. Deeper than this, no new segment is taken (a
     /// runaway recursion then meets the depth limit in the interpreter soon
@@ -141,7 +133,6 @@ impl JitTier {
             counters: Cell::new(TierCounters::default()),
             latencies_us: RefCell::new(Vec::new()),
             latency_next: Cell::new(0),
-            segments: Cell::new(0),
             deep_floor: Cell::new(usize::MAX),
             links: RefCell::new(vec![None; LINKS]),
             link_uses: Cell::new(0),
@@ -212,16 +203,13 @@ impl JitTier {
         self.shadow_used() + (nslots as usize) < SHADOW_SLOTS
     }
 
-    /// Run `f` on a new native stack segment, if one more is allowed.
+    /// Run `f` on a new native stack segment (`crate::stack`: 16 MiB each,
+    /// up to 64, more than the default depth limit of small functions needs;
+    /// the limit is checked whenever a segment is full), if one more can be
+    /// had; beyond, calls continue in the interpreter.
     fn on_new_segment<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
-        if self.segments.get() >= MAX_STACK_SEGMENTS {
-            return None;
-        }
-        self.segments.set(self.segments.get() + 1);
-        tracing::trace!(target: "sx_jit", event = "stack-segment", segments = self.segments.get());
-        let r = crate::stack::on_segment(f);
-        self.segments.set(self.segments.get() - 1);
-        r
+        tracing::trace!(target: "sx_jit", event = "stack-segment", segments = crate::stack::in_use() + 1);
+        crate::stack::on_segment(f)
     }
 
     /// Count an entry of `code` the interpreter asks about and return its
