@@ -334,8 +334,8 @@ impl Machine {
                 *code = unit;
                 Ok(Ctl::Eval(root))
             }
-            MOp::RaiseContinuable => Ok(Ctl::Raise(args[0], true)),
-            MOp::Raise => Ok(Ctl::Raise(args[0], false)),
+            MOp::RaiseContinuable => Ok(Ctl::RaiseContinuable(args[0])),
+            MOp::Raise => Ok(Ctl::Raise(args[0])),
             MOp::WithExceptionHandler => {
                 let t = self.lookup_global("%always-true").unwrap_or(Value::NIL);
                 let preds = self.rt.list(vec![t]);
@@ -687,7 +687,7 @@ impl Machine {
             Ok(c) => c,
             Err(e) => {
                 let ev = self.rt.error_value(&e);
-                Ctl::Raise(ev, false)
+                Ctl::Raise(ev)
             }
         }
     }

@@ -18,7 +18,6 @@ pub enum HoOp {
 }
 
 #[derive(Clone)]
-#[repr(u8)]
 pub enum Frame {
     /// Waiting for the value of node `node`'s `i`-th sub-expression.
     Node { code: Rc<Code>, env: Value, node: NodeId, i: u32 },
@@ -80,6 +79,27 @@ pub struct Entry {
     pub vbase: u32,
 }
 
+/// Push the entry `make` builds onto the continuation, making room first and
+/// building the entry only then, straight into the stack's memory.
+/// (`Vec::push(entry)` builds the entry in a temporary that must survive the
+/// possible reallocation, then copies it with wide loads that wait on the
+/// narrow stores just made: a store-forwarding stall on every frame pushed.)
+#[inline(always)]
+pub fn push_entry(entries: &mut Vec<Entry>, make: impl FnOnce() -> Entry) {
+    if entries.len() == entries.capacity() {
+        entries.reserve(1);
+    }
+    let len = entries.len();
+    let entry = make();
+    // SAFETY: the check above leaves room for at least one more element, so
+    // `len` is in bounds of the allocation; the slot is uninitialised and is
+    // written exactly once before `set_len` makes it part of the vector.
+    unsafe {
+        entries.as_mut_ptr().add(len).write(entry);
+        entries.set_len(len + 1);
+    }
+}
+
 /// A captured continuation.
 pub struct ContinuationObj {
     pub entries: Vec<Entry>,
@@ -100,4 +120,5 @@ impl sx_core::heap::ExternObj for ContinuationObj {
     }
     sx_core::extern_any!();
 }
+
 

@@ -7,7 +7,7 @@
 use crate::analyze::{special_form_table, Analyzer, Sf, SpanMap};
 use crate::builtins::{machine_primitives, MOp};
 use crate::code::{BinOp, Code, MatchClause, Node, NodeId, Pat};
-use crate::frames::{ContinuationObj, Entry, Frame};
+use crate::frames::{push_entry, ContinuationObj, Entry, Frame};
 use hashbrown::HashMap;
 use std::rc::Rc;
 use sx_core::error::{arity_error, Error, Result};
@@ -79,23 +79,43 @@ impl std::fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
-#[repr(u8)]
 pub(crate) enum Ctl {
     Eval(NodeId),
     Ret(Value),
     /// Apply `vals[base]` to `vals[base+1..]`.
     Apply(usize),
-    Raise(Value, bool),
-    /// Switch to `code`/`env` and evaluate `node`.
-    Resume { code: Rc<Code>, env: Value, node: NodeId },
+    Raise(Value),
+    /// `raise-continuable`.
+    RaiseContinuable(Value),
+    /// Switch to `code` and evaluate `node`; whoever returns this has already
+    /// set the environment (the run loop's `env`) to the new one.
+    Enter(Rc<Code>, NodeId),
+    /// Switch to `code`/`env` and evaluate `node`, from places that cannot
+    /// set the run loop's environment (boxed: `Ctl` stays two words, so the
+    /// hot loop keeps it in registers).
+    Resume(Box<(Rc<Code>, Value, NodeId)>),
     /// This run must look past a `JitBarrier`: stop and hand the state to
     /// the compiled code that started it (see `Machine::jit_call`).
     Deopt,
     /// Perform a machine-level primitive (resuming a deoptimised one).
-    Op(MOp, Vec<Value>),
+    Op(Box<(MOp, Vec<Value>)>),
     /// No handler in this run takes the raised value: end the run with it.
     Uncaught(Value),
 }
+
+impl Ctl {
+    fn raise(v: Value, continuable: bool) -> Ctl {
+        if continuable {
+            Ctl::RaiseContinuable(v)
+        } else {
+            Ctl::Raise(v)
+        }
+    }
+}
+
+// Two words: the run loop keeps `Ctl` in registers (a larger one went
+// through the stack on every step, with store-forwarding stalls).
+const _: () = assert!(std::mem::size_of::<Ctl>() == 16);
 
 /// Where a deoptimised computation resumes once its frames are rebuilt.
 pub enum ResumePoint {
@@ -213,6 +233,34 @@ pub struct Protocol {
     pub impls: HashMap<Rc<str>, HashMap<Rc<str>, Value>>,
 }
 
+const CODE_CACHE_SIZE: usize = 64;
+type CodeCache = [Option<Rc<Code>>; CODE_CACHE_SIZE];
+
+/// The analysed code behind a closure's code object, if it is the CEK's.
+/// Finding out through `Any` costs a virtual call whose 16-byte type id comes
+/// back through memory and stalls the load that compares it, on every call;
+/// so recent answers are cached by the object's address. An entry holds the
+/// code itself, so an equal address means the same live object.
+#[inline(always)]
+fn closure_code(cache: &mut CodeCache, code: &Rc<dyn sx_core::heap::CodeObj>) -> Option<Rc<Code>> {
+    let addr = Rc::as_ptr(code) as *const () as usize;
+    let slot = &mut cache[(addr >> 6) % CODE_CACHE_SIZE];
+    if let Some(c) = slot {
+        if Rc::as_ptr(c) as *const () as usize == addr {
+            return Some(c.clone());
+        }
+    }
+    closure_code_slow(slot, code)
+}
+
+#[inline(never)]
+fn closure_code_slow(slot: &mut Option<Rc<Code>>, code: &Rc<dyn sx_core::heap::CodeObj>) -> Option<Rc<Code>> {
+    let any: Rc<dyn std::any::Any> = code.clone();
+    let lc = any.downcast::<Code>().ok()?;
+    *slot = Some(lc.clone());
+    Some(lc)
+}
+
 pub struct Machine {
     pub rt: Rt,
     pub(crate) globals: Vec<Value>,
@@ -240,6 +288,8 @@ pub struct Machine {
     err_span_precise: bool,
     /// Backtrace of the last error that reached a run's barrier.
     last_backtrace: Vec<TraceFrame>,
+    /// The analysed code of recently called closures (see [`closure_code`]).
+    code_cache: CodeCache,
     /// The compiled tier, if any.
     pub tier: Option<Rc<dyn Tier>>,
     /// Shared with the compiled tier (see [`crate::code::TierQuiet`]).
@@ -331,6 +381,7 @@ impl Machine {
             pending_err: None,
             err_span_precise: false,
             last_backtrace: Vec::new(),
+            code_cache: std::array::from_fn(|_| None),
             tier: None,
             tier_signals: Rc::new(crate::code::TierSignals::default()),
             deopt: None,
@@ -457,6 +508,8 @@ impl Machine {
     // ---- garbage collection ----
 
     fn collect(&mut self, regs: &[Value]) {
+        // The cache keeps code (and the constants it roots) alive: let go.
+        self.code_cache = std::array::from_fn(|_| None);
         let roots = MachineRoots {
             tier: self.tier.as_deref(),
             deopt: self.deopt.as_ref(),
@@ -690,7 +743,7 @@ impl Machine {
 
     #[inline]
     pub(crate) fn push_frame(&mut self, frame: Frame) {
-        self.entries.push(Entry { frame, vbase: self.vals.len() as u32 });
+        push_entry(&mut self.entries, || Entry { frame, vbase: self.vals.len() as u32 });
     }
 
     // ---- the machine loop ----
@@ -838,54 +891,57 @@ impl Machine {
     /// at most eight fixed parameters: bind the arguments straight into a
     /// new frame, without the value stack or `apply`.
     #[inline]
-    fn enter_small_lambda(&mut self, c: &Code, env: Value, head: NodeId, args: &[NodeId]) -> Result<Option<Ctl>> {
+    fn enter_small_lambda(&mut self, c: &Code, env_ref: &mut Value, n: NodeId, head: NodeId, args: &[NodeId]) -> Option<Ctl> {
+        let env = *env_ref;
         const MAX: usize = 8;
         if args.len() > MAX {
-            return Ok(None);
+            return None;
         }
         let f = match self.eval_simple(c, env, head) {
             Ok(f) => f,
-            Err(Simple::Err) => return Err(self.take_err()),
-            Err(Simple::Fallback) => return Ok(None),
+            Err(Simple::Err) => return Some(self.fail_ctl(c, n)),
+            Err(Simple::Fallback) => return None,
         };
         let (lc, parent) = match self.rt.heap.get(f) {
             Some(Obj::Lambda(clo)) => {
-                let any: Rc<dyn std::any::Any> = clo.code.clone();
-                match any.downcast::<Code>() {
-                    Ok(lc) => (lc, clo.env),
-                    Err(_) => return Ok(None),
+                match closure_code(&mut self.code_cache, &clo.code) {
+                    Some(lc) => (lc, clo.env),
+                    None => return None,
                 }
             }
-            _ => return Ok(None),
+            _ => return None,
         };
         let size = match &lc.params {
             Some(p) if !p.rest && p.required as usize == args.len() => p.frame_size as usize,
-            _ => return Ok(None),
+            _ => return None,
         };
         let mut slots = [Value::NIL; MAX];
         for (i, a) in args.iter().enumerate() {
             slots[i] = match self.eval_simple(c, env, *a) {
                 Ok(v) => v,
-                Err(Simple::Err) => return Err(self.take_err()),
+                Err(Simple::Err) => return Some(self.fail_ctl(c, n)),
                 // Arguments are pure: the general path may evaluate them again.
-                Err(Simple::Fallback) => return Ok(None),
+                Err(Simple::Fallback) => return None,
             };
         }
         if self.entries.len() > self.max_depth {
-            return Err(Error::msg("Maximum recursion depth exceeded"));
+            return Some(self.error_ctl(c, n, Error::msg("Maximum recursion depth exceeded")));
         }
-        self.check_interrupt()?;
+        if let Err(e) = self.check_interrupt() {
+            return Some(self.error_ctl(c, n, e));
+        }
         let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
         if self.count_entry(&lc) {
             if let Some(ctl) = self.tier_enter(&lc, new_env) {
-                return Ok(Some(ctl));
+                return Some(ctl);
             }
         }
         if self.rt.heap.wants_collection() {
             self.collect(&[new_env]);
         }
         let root = lc.root;
-        Ok(Some(Ctl::Resume { code: lc, env: new_env, node: root }))
+        *env_ref = new_env;
+        Some(Ctl::Enter(lc, root))
     }
 
     #[inline]
@@ -921,14 +977,7 @@ impl Machine {
                         Frame::Node { code: c, env: e, node, i } => {
                             code = c;
                             env = e;
-                            match self.resume(&code, &mut env, node, i, v) {
-                                Ok(c) => c,
-                                Err(err) => {
-                                    self.note_error(&code, node);
-                                    let ev = self.rt.error_value(&err);
-                                    Ctl::Raise(ev, false)
-                                }
-                            }
+                            self.resume(&code, &mut env, node, i, v)
                         }
                         Frame::Reset | Frame::Guard { .. } | Frame::Handlers { .. } | Frame::Scope { .. } => Ctl::Ret(v),
                         Frame::HandlerActive { continuable, .. } => {
@@ -938,7 +987,7 @@ impl Machine {
                                 // Keep the handler marked active so the new
                                 // error is not handled by the same handler.
                                 self.entries.push(top);
-                                Ctl::Raise(self.rt.str("handler returned from non-continuable raise"), false)
+                                Ctl::Raise(self.rt.str("handler returned from non-continuable raise"))
                             }
                         }
                         Frame::HandlerSearch { value, continuable, mark, clause } => self.handler_search_step(value, continuable, mark, clause, v.truthy()),
@@ -956,7 +1005,7 @@ impl Machine {
                                 Ok(_) => Ctl::Ret(v),
                                 Err(e) => {
                                     let ev = self.rt.error_value(&e);
-                                    Ctl::Raise(ev, false)
+                                    Ctl::Raise(ev)
                                 }
                             }
                         }
@@ -974,27 +1023,39 @@ impl Machine {
                             self.err_file = Some(code.file.clone());
                             self.vals.truncate(base);
                             let v = self.rt.error_value(&e);
-                            Ctl::Raise(v, false)
+                            Ctl::Raise(v)
                         }
                     }
                 }
-                Ctl::Resume { code: c, env: e, node } => {
+                Ctl::Enter(c, node) => {
+                    code = c;
+                    ctl = Ctl::Eval(node);
+                }
+                Ctl::Resume(r) => {
+                    let (c, e, node) = *r;
                     code = c;
                     env = e;
                     ctl = Ctl::Eval(node);
                 }
                 Ctl::Deopt => return Err(Value::UNBOUND),
-                Ctl::Op(op, args) => {
+                Ctl::Op(op) => {
+                    let (op, args) = *op;
                     ctl = match self.machine_op(op, args, &mut code, &mut env) {
                         Ok(c) => c,
                         Err(e) => {
                             let v = self.rt.error_value(&e);
-                            Ctl::Raise(v, false)
+                            Ctl::Raise(v)
                         }
                     }
                 }
-                Ctl::Raise(v, continuable) => {
-                    ctl = match self.raise(v, continuable) {
+                Ctl::Raise(v) => {
+                    ctl = match self.raise(v, false) {
+                        Ok(c) => c,
+                        Err(v) => Ctl::Uncaught(v),
+                    }
+                }
+                Ctl::RaiseContinuable(v) => {
+                    ctl = match self.raise(v, true) {
                         Ok(c) => c,
                         Err(v) => Ctl::Uncaught(v),
                     }
@@ -1014,16 +1075,21 @@ impl Machine {
     fn eval_fast(&mut self, code: &mut Rc<Code>, env: &mut Value, mut n: NodeId) -> Ctl {
         loop {
             match self.eval_node(code, env, n) {
-                Ok(Ctl::Eval(next)) => n = next,
-                Ok(Ctl::Resume { code: c, env: e, node }) => {
+                Ctl::Eval(next) => n = next,
+                Ctl::Enter(c, node) => {
                     *code = c;
-                    *env = e;
                     n = node;
                 }
-                Ok(c) => return c,
-                Err(e) => return self.error_ctl(code, n, e),
+                c => return c,
             }
         }
+    }
+
+    /// The pending error of a failed simple evaluation, raised at node `n`.
+    #[cold]
+    fn fail_ctl(&mut self, code: &Code, n: NodeId) -> Ctl {
+        let e = self.take_err();
+        self.error_ctl(code, n, e)
     }
 
     /// An error raised while evaluating node `n`.
@@ -1031,7 +1097,7 @@ impl Machine {
     fn error_ctl(&mut self, code: &Code, n: NodeId, e: Error) -> Ctl {
         self.note_error(code, n);
         let v = self.rt.error_value(&e);
-        Ctl::Raise(v, false)
+        Ctl::Raise(v)
     }
 
     fn note_error(&mut self, code: &Code, n: NodeId) {
@@ -1045,31 +1111,34 @@ impl Machine {
     }
 
     #[inline(always)]
-    fn eval_node(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId) -> Result<Ctl> {
+    fn eval_node(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId) -> Ctl {
         match &c.nodes[n as usize] {
-            Node::Const(v) => Ok(Ctl::Ret(*v)),
-            Node::Local { depth, slot } => Ok(Ctl::Ret(self.lookup_local(*env, *depth, *slot))),
-            Node::Local0 { slot } => Ok(Ctl::Ret(self.rt.heap.env_get(*env, *slot as usize).unwrap_or(Value::NIL))),
+            Node::Const(v) => Ctl::Ret(*v),
+            Node::Local { depth, slot } => Ctl::Ret(self.lookup_local(*env, *depth, *slot)),
+            Node::Local0 { slot } => Ctl::Ret(self.rt.heap.env_get(*env, *slot as usize).unwrap_or(Value::NIL)),
             Node::Global { sym } => {
                 let v = self.global(*sym);
                 if v == Value::UNBOUND {
-                    Err(self.undefined(*sym))
+                    {
+                    let e = self.undefined(*sym);
+                    self.error_ctl(c, n, e)
+                }
                 } else {
-                    Ok(Ctl::Ret(v))
+                    Ctl::Ret(v)
                 }
             }
             Node::Call { head, args, prim, direct, simple_args, .. } => {
                 if *simple_args && !*direct {
-                    if let Some(ctl) = self.enter_small_lambda(c, *env, *head, args)? {
-                        return Ok(ctl);
+                    if let Some(ctl) = self.enter_small_lambda(c, env, n, *head, args) {
+                        return ctl;
                     }
                 }
                 if *direct {
                     if let Some((p, sym)) = prim {
                         if self.global(*sym) == Value::prim(*p) {
                             match self.eval_simple(c, *env, n) {
-                                Ok(v) => return Ok(Ctl::Ret(v)),
-                                Err(Simple::Err) => return Err(self.take_err()),
+                                Ok(v) => return Ctl::Ret(v),
+                                Err(Simple::Err) => return self.fail_ctl(c, n),
                                 Err(Simple::Fallback) => {}
                             }
                         }
@@ -1079,9 +1148,12 @@ impl Machine {
                 if let Node::Global { sym } = c.nodes[*head as usize] {
                     let hv = self.global(sym);
                     if let Some(Obj::Macro(_)) = self.rt.heap.get(hv) {
-                        let frag = self.expand_at_runtime(c, n, hv)?;
+                        let frag = match self.expand_at_runtime(c, n, hv) {
+                            Ok(f) => f,
+                            Err(e) => return self.error_ctl(c, n, e),
+                        };
                         let root = frag.root;
-                        return Ok(Ctl::Resume { code: frag, env: *env, node: root });
+                        return Ctl::Enter(frag, root);
                     }
                 }
                 // General path: evaluate head and arguments left to right.
@@ -1094,60 +1166,60 @@ impl Machine {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(self.take_err());
+                            return self.fail_ctl(c, n);
                         }
                         Err(Simple::Fallback) => {
-                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
-                            return Ok(Ctl::Eval(sub));
+                            push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
+                            return Ctl::Eval(sub);
                         }
                     }
                     i += 1;
                 }
                 self.err_span = c.spans[n as usize];
-                Ok(Ctl::Apply(base))
+                Ctl::Apply(base)
             }
             Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
-                Ok(v) => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
-                Err(Simple::Err) => Err(self.take_err()),
+                Ok(v) => Ctl::Eval(if v.truthy() { *then } else { *els }),
+                Err(Simple::Err) => self.fail_ctl(c, n),
                 Err(Simple::Fallback) => {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                    Ok(Ctl::Eval(*test))
+                    Ctl::Eval(*test)
                 }
             },
             Node::Seq(items) => {
                 if items.len() > 1 {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
                 }
-                Ok(Ctl::Eval(items[0]))
+                Ctl::Eval(items[0])
             }
             Node::And(items) | Node::Or(items) => {
                 if items.len() > 1 {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
                 }
-                Ok(Ctl::Eval(items[0]))
+                Ctl::Eval(items[0])
             }
             Node::SetLocal { value, .. } | Node::SetGlobal { value, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(*value))
+                Ctl::Eval(*value)
             }
             Node::Lambda(lc) => {
                 let clo = sx_core::heap::Closure { code: lc.clone(), env: *env };
-                Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Lambda(clo))))
+                Ctl::Ret(self.rt.heap.alloc(Obj::Lambda(clo)))
             }
             Node::Macro(lc) => {
                 let clo = sx_core::heap::Closure { code: lc.clone(), env: *env };
-                Ok(Ctl::Ret(self.rt.heap.alloc(Obj::Macro(clo))))
+                Ctl::Ret(self.rt.heap.alloc(Obj::Macro(clo)))
             }
             Node::Let { inits, body, size, rec } => {
                 if *rec {
                     let new_env = self.new_env(*env, *size as usize);
                     if inits.is_empty() {
                         *env = new_env;
-                        return Ok(Ctl::Eval(*body));
+                        return Ctl::Eval(*body);
                     }
                     self.push_frame(Frame::Node { code: c.clone(), env: new_env, node: n, i: 0 });
                     *env = new_env;
-                    return Ok(Ctl::Eval(inits[0]));
+                    return Ctl::Eval(inits[0]);
                 }
                 let base = self.vals.len();
                 for (i, init) in inits.iter().enumerate() {
@@ -1155,101 +1227,105 @@ impl Machine {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(self.take_err());
+                            return self.fail_ctl(c, n);
                         }
                         Err(Simple::Fallback) => {
-                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
-                            return Ok(Ctl::Eval(*init));
+                            push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
+                            return Ctl::Eval(*init);
                         }
                     }
                 }
                 *env = self.env_from_vals(*env, base, *size as usize);
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::Dict { vals, .. } if vals.is_empty() => {
                 let d = DictMap::default();
-                Ok(Ctl::Ret(self.rt.dict(d)))
+                Ctl::Ret(self.rt.dict(d))
             }
             Node::Dict { vals, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(vals[0]))
+                Ctl::Eval(vals[0])
             }
             Node::QList(parts) => {
                 if parts.is_empty() {
-                    return Ok(Ctl::Ret(self.rt.list(vec![])));
+                    return Ctl::Ret(self.rt.list(vec![]));
                 }
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(parts[0].0))
+                Ctl::Eval(parts[0].0)
             }
             Node::Case { key, .. } | Node::Match { subject: key, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(*key))
+                Ctl::Eval(*key)
             }
             Node::Reset(body) => {
                 self.push_frame(Frame::Reset);
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::Shift { body } => {
                 if self.jit_barrier_before(|f| matches!(f, Frame::Reset)) {
-                    return Ok(self.request_deopt(ResumePoint::Eval { code: c.clone(), env: *env, node: n }));
+                    return self.request_deopt(ResumePoint::Eval { code: c.clone(), env: *env, node: n });
                 }
-                let k = self.capture(true)?;
+                let k = match self.capture(true) {
+                    Ok(k) => k,
+                    Err(e) => return self.error_ctl(c, n, e),
+                };
                 *env = self.new_env(*env, 1);
                 self.set_local(*env, 0, 0, k);
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::Guard { body, .. } => {
                 self.push_frame(Frame::Guard { code: c.clone(), env: *env, node: n });
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::HandlerBind { clauses, body } => {
                 if clauses.is_empty() {
-                    return Ok(Ctl::Eval(*body));
+                    return Ctl::Eval(*body);
                 }
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(clauses[0].0))
+                Ctl::Eval(clauses[0].0)
             }
             Node::Scope { name, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ok(Ctl::Eval(*name))
+                Ctl::Eval(*name)
             }
-            Node::ReRaise => Ok(Ctl::Raise(self.lookup_local(*env, 0, 0), false)),
+            Node::ReRaise => Ctl::Raise(self.lookup_local(*env, 0, 0)),
         }
     }
 
     /// Continue node `n` after its `i`-th sub-expression produced `v`.
-    fn resume(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Result<Ctl> {
+    fn resume(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Ctl {
         match &c.nodes[n as usize] {
-            Node::If { then, els, .. } => Ok(Ctl::Eval(if v.truthy() { *then } else { *els })),
+            Node::If { then, els, .. } => Ctl::Eval(if v.truthy() { *then } else { *els }),
             Node::Seq(items) => {
                 let next = i as usize + 1;
                 if next + 1 < items.len() {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
                 }
-                Ok(Ctl::Eval(items[next]))
+                Ctl::Eval(items[next])
             }
             Node::And(items) | Node::Or(items) => {
                 let is_and = matches!(&c.nodes[n as usize], Node::And(_));
                 if v.truthy() != is_and {
-                    return Ok(Ctl::Ret(v));
+                    return Ctl::Ret(v);
                 }
                 let next = i as usize + 1;
                 if next + 1 < items.len() {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
                 }
-                Ok(Ctl::Eval(items[next]))
+                Ctl::Eval(items[next])
             }
             Node::SetLocal { depth, slot, define, .. } => {
                 let _ = define;
                 self.set_local(*env, *depth, *slot, v);
-                Ok(Ctl::Ret(v))
+                Ctl::Ret(v)
             }
             Node::SetGlobal { sym, define, .. } => {
                 if !*define && self.global(*sym) == Value::UNBOUND {
-                    return Err(self.undefined(*sym));
+                    let e = self.undefined(*sym);
+                    return self.error_ctl(c, n, e);
                 }
                 self.set_global(*sym, v);
-                Ok(Ctl::Ret(v))
+                Ctl::Ret(v)
             }
             Node::Call { head, args, prim, op, .. } => {
                 // Last argument of a binary primitive: fixnum fast path.
@@ -1260,7 +1336,7 @@ impl Machine {
                             if let (Some(x), Some(y)) = (self.vals[base + 1].as_fixnum(), v.as_fixnum()) {
                                 if let Some(r) = op.fixnum(x, y) {
                                     self.vals.truncate(base);
-                                    return Ok(Ctl::Ret(r));
+                                    return Ctl::Ret(r);
                                 }
                             }
                         }
@@ -1276,17 +1352,17 @@ impl Machine {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(self.take_err());
+                            return self.fail_ctl(c, n);
                         }
                         Err(Simple::Fallback) => {
-                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
-                            return Ok(Ctl::Eval(sub));
+                            push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
+                            return Ctl::Eval(sub);
                         }
                     }
                     k += 1;
                 }
                 self.err_span = c.spans[n as usize];
-                Ok(Ctl::Apply(base))
+                Ctl::Apply(base)
             }
             Node::Let { inits, body, size, rec } => {
                 if *rec {
@@ -1294,9 +1370,9 @@ impl Machine {
                     let next = i as usize + 1;
                     if next < inits.len() {
                         self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
-                        return Ok(Ctl::Eval(inits[next]));
+                        return Ctl::Eval(inits[next]);
                     }
-                    return Ok(Ctl::Eval(*body));
+                    return Ctl::Eval(*body);
                 }
                 self.vals.push(v);
                 let base = self.vals.len() - i as usize - 1;
@@ -1306,25 +1382,25 @@ impl Machine {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
-                            return Err(self.take_err());
+                            return self.fail_ctl(c, n);
                         }
                         Err(Simple::Fallback) => {
-                            self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
-                            return Ok(Ctl::Eval(inits[k]));
+                            push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
+                            return Ctl::Eval(inits[k]);
                         }
                     }
                     k += 1;
                 }
                 *env = self.env_from_vals(*env, base, *size as usize);
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::Dict { keys, vals } => {
                 self.vals.push(v);
                 let next = i as usize + 1;
                 if next < vals.len() {
                     let base = self.vals.len() - next;
-                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
-                    return Ok(Ctl::Eval(vals[next]));
+                    push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    return Ctl::Eval(vals[next]);
                 }
                 let base = self.vals.len() - vals.len();
                 let mut d = DictMap::default();
@@ -1332,15 +1408,15 @@ impl Machine {
                     d.insert(k.clone(), *val);
                 }
                 self.vals.truncate(base);
-                Ok(Ctl::Ret(self.rt.dict(d)))
+                Ctl::Ret(self.rt.dict(d))
             }
             Node::QList(parts) => {
                 self.vals.push(v);
                 let next = i as usize + 1;
                 if next < parts.len() {
                     let base = self.vals.len() - next;
-                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
-                    return Ok(Ctl::Eval(parts[next].0));
+                    push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    return Ctl::Eval(parts[next].0);
                 }
                 let base = self.vals.len() - parts.len();
                 let mut out = Vec::new();
@@ -1351,7 +1427,8 @@ impl Machine {
                             Some(items) => out.extend(items),
                             None => {
                                 self.vals.truncate(base);
-                                return Err(Error::msg(format!("splice-unquote: expected a list, got {}", self.rt.type_name(x))));
+                                let e = Error::msg(format!("splice-unquote: expected a list, got {}", self.rt.type_name(x)));
+                                return self.error_ctl(c, n, e);
                             }
                         }
                     } else {
@@ -1359,17 +1436,17 @@ impl Machine {
                     }
                 }
                 self.vals.truncate(base);
-                Ok(Ctl::Ret(self.rt.list(out)))
+                Ctl::Ret(self.rt.list(out))
             }
             Node::Case { clauses, els, .. } => {
                 for (datums, body) in clauses.iter() {
                     if datums.iter().any(|d| sx_core::prims::values_equal(&self.rt, *d, v)) {
-                        return Ok(Ctl::Eval(*body));
+                        return Ctl::Eval(*body);
                     }
                 }
                 match els {
-                    Some(e) => Ok(Ctl::Eval(*e)),
-                    None => Ok(Ctl::Ret(Value::NIL)),
+                    Some(e) => Ctl::Eval(*e),
+                    None => Ctl::Ret(Value::NIL),
                 }
             }
             Node::Match { clauses, .. } => {
@@ -1381,10 +1458,11 @@ impl Machine {
                     if ok {
                         let e = self.rt.heap.alloc_env(*env, &binds, binds.len());
                         *env = e;
-                        return Ok(Ctl::Eval(*body));
+                        return Ctl::Eval(*body);
                     }
                 }
-                Err(Error::Msg(format!("match: no clause matched {}", sx_core::print::inspect(&self.rt, v))))
+                let e = Error::Msg(format!("match: no clause matched {}", sx_core::print::inspect(&self.rt, v)));
+                self.error_ctl(c, n, e)
             }
             Node::HandlerBind { clauses, body } => {
                 self.vals.push(v);
@@ -1392,9 +1470,9 @@ impl Machine {
                 let total = clauses.len() * 2;
                 if next < total {
                     let base = self.vals.len() - next;
-                    self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
+                    push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
                     let (p, h) = clauses[next / 2];
-                    return Ok(Ctl::Eval(if next.is_multiple_of(2) { p } else { h }));
+                    return Ctl::Eval(if next.is_multiple_of(2) { p } else { h });
                 }
                 let base = self.vals.len() - total;
                 let mut preds = Vec::new();
@@ -1407,26 +1485,26 @@ impl Machine {
                 let preds = self.rt.list(preds);
                 let handlers = self.rt.list(hs);
                 self.push_frame(Frame::Handlers { preds, handlers });
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
             Node::Scope { value, body, .. } => {
                 if i == 0 {
                     if let Some(val) = value {
                         self.vals.push(v);
                         let base = self.vals.len() - 1;
-                        self.entries.push(Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: 1 }, vbase: base as u32 });
-                        return Ok(Ctl::Eval(*val));
+                        push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: 1 }, vbase: base as u32 });
+                        return Ctl::Eval(*val);
                     }
                     let emitted = self.rt.list(vec![]);
                     self.push_frame(Frame::Scope { name: v, value: Value::NIL, emitted });
-                    return Ok(Ctl::Eval(*body));
+                    return Ctl::Eval(*body);
                 }
                 let name = self.vals.pop().unwrap_or(Value::NIL);
                 let emitted = self.rt.list(vec![]);
                 self.push_frame(Frame::Scope { name, value: v, emitted });
-                Ok(Ctl::Eval(*body))
+                Ctl::Eval(*body)
             }
-            _ => Err(Error::msg("internal: bad continuation frame")),
+            _ => self.error_ctl(c, n, Error::msg("internal: bad continuation frame")),
         }
     }
 
@@ -1527,10 +1605,9 @@ impl Machine {
         match self.rt.heap.get(f) {
             Some(Obj::Lambda(clo)) => {
                 let parent = clo.env;
-                let any: Rc<dyn std::any::Any> = clo.code.clone();
-                let lc: Rc<Code> = match any.downcast::<Code>() {
-                    Ok(c) => c,
-                    Err(_) => return Err(Error::msg("internal: foreign code object")),
+                let lc: Rc<Code> = match closure_code(&mut self.code_cache, &clo.code) {
+                    Some(c) => c,
+                    None => return Err(Error::msg("internal: foreign code object")),
                 };
                 let new_env = self.bind_args(&lc, parent, base)?;
                 self.vals.truncate(base);
@@ -1840,7 +1917,7 @@ impl Machine {
     /// and continue where it stopped.
     pub(crate) fn finish_deopt(&mut self) -> Ctl {
         let Some(st) = self.deopt.take() else {
-            return Ctl::Raise(self.rt.str("internal: deoptimisation without state"), false);
+            return Ctl::Raise(self.rt.str("internal: deoptimisation without state"));
         };
         // Outermost activation first; each one's frames are stored outermost first.
         for (k, &start) in st.activations.iter().enumerate().rev() {
@@ -1849,22 +1926,22 @@ impl Machine {
                 let vbase = self.vals.len() as u32;
                 let (a, n) = (f.vals.0 as usize, f.vals.1 as usize);
                 self.vals.extend_from_slice(&st.frame_vals[a..a + n]);
-                self.entries.push(Entry { frame: Frame::Node { code: f.code.clone(), env: f.env, node: f.node, i: f.i }, vbase });
+                push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: f.code.clone(), env: f.env, node: f.node, i: f.i }, vbase });
             }
         }
         self.reinstate(st.nested, &st.nested_vals);
         match st.resume {
-            Some(ResumePoint::Eval { code, env, node }) => Ctl::Resume { code, env, node },
+            Some(ResumePoint::Eval { code, env, node }) => Ctl::Resume(Box::new((code, env, node))),
             Some(ResumePoint::Apply { f, args }) => {
                 let base = self.vals.len();
                 self.vals.push(f);
                 self.vals.extend(args);
                 Ctl::Apply(base)
             }
-            Some(ResumePoint::Raise { value, continuable }) => Ctl::Raise(value, continuable),
-            Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(op, args),
+            Some(ResumePoint::Raise { value, continuable }) => Ctl::raise(value, continuable),
+            Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(Box::new((op, args))),
             Some(ResumePoint::Ret(v)) => Ctl::Ret(v),
-            None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point"), false),
+            None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point")),
         }
     }
 
@@ -2198,7 +2275,7 @@ impl Machine {
                 if let Err(e) = self.call_value(after, &[]) {
                     self.analysis_roots.pop();
                     let ev = self.rt.error_value(&e);
-                    return Ctl::Raise(ev, false);
+                    return Ctl::Raise(ev);
                 }
             }
         }
@@ -2217,12 +2294,12 @@ impl Machine {
             Frame::Guard { code, env, node } => {
                 let handler = match &code.nodes[node as usize] {
                     Node::Guard { handler, .. } => *handler,
-                    _ => return Ctl::Raise(v, false),
+                    _ => return Ctl::Raise(v),
                 };
                 let e = self.rt.heap.alloc_env(env, &[v], 1);
-                Ctl::Resume { code, env: e, node: handler }
+                Ctl::Resume(Box::new((code, e, handler)))
             }
-            _ => Ctl::Raise(v, false),
+            _ => Ctl::Raise(v),
         }
     }
 }

@@ -323,24 +323,33 @@ impl Heap {
 
     /// Allocate an object. Never collects: collection happens only in [`Heap::collect`].
     pub fn alloc(&mut self, obj: Obj) -> Value {
-        self.alloc_inline(obj)
+        self.alloc_with(|| obj)
     }
 
-    /// [`Heap::alloc`], inlined into the hot paths that use it.
+    /// Allocate the object `make` builds, building it only once its slot is
+    /// known, straight into the slot (a prebuilt object would sit in a
+    /// temporary, copied with wide loads that stall on the narrow stores that
+    /// built it).
     #[inline(always)]
-    fn alloc_inline(&mut self, obj: Obj) -> Value {
+    fn alloc_with(&mut self, make: impl FnOnce() -> Obj) -> Value {
         self.allocated_since_gc += 1;
-        if self.free_head != NO_FREE {
-            let i = self.free_head;
-            let slot = &mut self.objs[i as usize];
-            if let Obj::Free(next) = *slot {
-                self.free_head = next;
-                self.free_count -= 1;
-                // A free slot owns nothing: no drop glue on the hot path.
-                std::mem::forget(std::mem::replace(slot, obj));
-                return Value::heap(i);
+        let i = self.free_head;
+        if i != NO_FREE {
+            if let Some(slot) = self.objs.get_mut(i as usize) {
+                if let Obj::Free(next) = *slot {
+                    self.free_head = next;
+                    self.free_count -= 1;
+                    // A free slot owns nothing: no drop glue on the hot path.
+                    std::mem::forget(std::mem::replace(slot, make()));
+                    return Value::heap(i);
+                }
             }
         }
+        self.alloc_at_end(make())
+    }
+
+    #[inline(never)]
+    fn alloc_at_end(&mut self, obj: Obj) -> Value {
         let i = self.objs.len() as u32;
         self.objs.push(obj);
         Value::heap(i)
@@ -386,7 +395,7 @@ impl Heap {
                 [a] => [a, Value::NIL],
                 [a, b, ..] => [a, b],
             };
-            return self.alloc_inline(Obj::Env2 { parent, slots });
+            return self.alloc_with(|| Obj::Env2 { parent, slots });
         }
         self.alloc_env_boxed(parent, init, size)
     }
