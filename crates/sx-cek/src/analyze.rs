@@ -6,7 +6,7 @@
 //! Desugarings use `%`-prefixed aliases of the core forms so that user
 //! bindings cannot capture them.
 
-use crate::code::{BinOp, Code, MatchClause, Node, NodeId, Params, Pat};
+use crate::code::{BinOp, Code, Leaf, MatchClause, Node, NodeId, Params, Pat};
 use crate::machine::Machine;
 use hashbrown::HashMap;
 use std::cell::RefCell;
@@ -359,7 +359,7 @@ impl<'m> Analyzer<'m> {
             // `()` evaluates to a fresh empty list.
             let list_sym = self.m.list_prim_sym;
             let head = self.push(Node::Global { sym: list_sym });
-            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, form, scope: None }));
+            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form, scope: None }));
         }
         let head = items[0];
         if let Some(sf) = self.special(head) {
@@ -426,7 +426,11 @@ impl<'m> Analyzer<'m> {
         if form.is_heap() {
             self.consts.push(form);
         }
-        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, simple_args: all_simple, pure, op, form, scope }))
+        let leaves = match (op, &args[..]) {
+            (Some(_), [x, y]) => [Leaf::of(&self.nodes[*x as usize]), Leaf::of(&self.nodes[*y as usize])],
+            _ => [Leaf::NONE; 2],
+        };
+        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, simple_args: all_simple, pure, op, leaves, form, scope }))
     }
 
     fn body(&mut self, forms: &[Value]) -> Result<NodeId> {
@@ -919,7 +923,7 @@ impl<'m> Analyzer<'m> {
                 let set = a.push(Node::SetLocal { depth: 0, slot: 0, value: lam, define: true });
                 let head = a.push(Node::Local { depth: 0, slot: 0 });
                 let args: Vec<NodeId> = (0..n).map(|i| a.push(Node::Local { depth: 1, slot: i as u16 })).collect();
-                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form: Value::NIL, scope: None });
                 let seq = a.push(Node::Seq(Box::new([set, call])));
                 Ok((seq, 0))
             })?;
@@ -1040,7 +1044,7 @@ impl<'m> Analyzer<'m> {
                 let tv = a.push(Node::Local { depth: 0, slot: 0 });
                 let fnode = a.analyze(f)?;
                 let tv2 = a.push(Node::Local { depth: 0, slot: 0 });
-                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form: Value::NIL, scope: None });
                 let rest_in = a.scheme_cond(&clauses[1..], else_sym, arrow)?;
                 Ok((a.push(Node::If { test: tv, then: call, els: rest_in }), 0))
             })?;

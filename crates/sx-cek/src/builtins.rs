@@ -332,7 +332,7 @@ impl Machine {
                 *env = Value::NIL;
                 let root = unit.root;
                 *code = unit;
-                Ok(Ctl::Eval(root))
+                Ok(Ctl::eval(root))
             }
             MOp::RaiseContinuable => Ok(Ctl::RaiseContinuable(args[0])),
             MOp::Raise => Ok(Ctl::Raise(args[0])),

@@ -184,8 +184,39 @@ impl BinOp {
     }
 }
 
+/// An operand of a binary primitive call, encoded for the interpreter's
+/// fixnum fast path so that it need not dispatch on the operand's own node:
+/// a fixnum constant is its own value (low bit 0), a variable of the
+/// innermost frame is `slot << 3 | 1`, anything else is [`Leaf::NONE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf(u64);
+
+impl Leaf {
+    pub const NONE: Leaf = Leaf(u64::MAX);
+
+    /// The encoding of operand node `node`.
+    pub fn of(node: &Node) -> Leaf {
+        match node {
+            Node::Const(v) if v.is_fixnum() => Leaf(v.0),
+            Node::Local0 { slot } => Leaf(((*slot as u64) << 3) | 1),
+            _ => Leaf::NONE,
+        }
+    }
+
+    /// A fixnum constant's value.
+    #[inline(always)]
+    pub fn constant(self) -> Option<i64> {
+        Value(self.0).as_fixnum()
+    }
+
+    /// A frame variable's slot.
+    #[inline(always)]
+    pub fn slot(self) -> Option<usize> {
+        (self.0 & 0b111 == 1).then_some((self.0 >> 3) as usize)
+    }
+}
+
 #[derive(Debug)]
-#[repr(u8)]
 pub enum Node {
     Const(Value),
     Local { depth: u16, slot: u16 },
@@ -217,6 +248,8 @@ pub enum Node {
         pure: bool,
         /// A binary arithmetic/comparison primitive with a fixnum fast path.
         op: Option<BinOp>,
+        /// With `op`: its two operands when they are leaves (else `Leaf::NONE`).
+        leaves: [Leaf; 2],
         /// The source form, for expanding a macro defined after analysis.
         form: Value,
         scope: Option<Rc<crate::analyze::Scope>>,

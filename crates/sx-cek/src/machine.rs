@@ -80,30 +80,36 @@ impl std::fmt::Display for EvalError {
 impl std::error::Error for EvalError {}
 
 pub(crate) enum Ctl {
-    Eval(NodeId),
+    /// Evaluate node `n` (a `NodeId`, widened: see the size note below).
+    Eval(u64),
     Ret(Value),
     /// Apply `vals[base]` to `vals[base+1..]`.
     Apply(usize),
     Raise(Value),
     /// `raise-continuable`.
     RaiseContinuable(Value),
-    /// Switch to `code` and evaluate `node`; whoever returns this has already
-    /// set the environment (the run loop's `env`) to the new one.
-    Enter(Rc<Code>, NodeId),
-    /// Switch to `code`/`env` and evaluate `node`, from places that cannot
-    /// set the run loop's environment (boxed: `Ctl` stays two words, so the
-    /// hot loop keeps it in registers).
-    Resume(Box<(Rc<Code>, Value, NodeId)>),
+    /// Switch to the code in `Machine::entering` and evaluate its root;
+    /// whoever returns this has already set the environment (the run
+    /// loop's `env`) to the new one.
+    Enter,
+    /// Switch to the code, environment and node in `Machine::resume_to`.
+    Resume,
     /// This run must look past a `JitBarrier`: stop and hand the state to
     /// the compiled code that started it (see `Machine::jit_call`).
     Deopt,
-    /// Perform a machine-level primitive (resuming a deoptimised one).
-    Op(Box<(MOp, Vec<Value>)>),
+    /// Perform the machine-level primitive in `Machine::pending_op`
+    /// (resuming a deoptimised one).
+    Op,
     /// No handler in this run takes the raised value: end the run with it.
     Uncaught(Value),
 }
 
 impl Ctl {
+    #[inline(always)]
+    pub(crate) fn eval(n: NodeId) -> Ctl {
+        Ctl::Eval(n as u64)
+    }
+
     fn raise(v: Value, continuable: bool) -> Ctl {
         if continuable {
             Ctl::RaiseContinuable(v)
@@ -113,8 +119,11 @@ impl Ctl {
     }
 }
 
-// Two words: the run loop keeps `Ctl` in registers (a larger one went
-// through the stack on every step, with store-forwarding stalls).
+// A tag and one 64-bit payload, the same primitive type in every variant:
+// Rust then passes `Ctl` as a pair of scalars, in registers. (A larger
+// `Ctl`, or payloads of different types, went through the stack on every
+// step, and the wide load copying it stalled on the narrow stores that
+// wrote it.) Whatever does not fit waits in a machine field.
 const _: () = assert!(std::mem::size_of::<Ctl>() == 16);
 
 /// Where a deoptimised computation resumes once its frames are rebuilt.
@@ -290,6 +299,11 @@ pub struct Machine {
     last_backtrace: Vec<TraceFrame>,
     /// The analysed code of recently called closures (see [`closure_code`]).
     code_cache: CodeCache,
+    /// The payloads of `Ctl::Enter`, `Ctl::Resume` and `Ctl::Op`, set by
+    /// whoever returns one and taken by the run loop at its next step.
+    entering: Option<Rc<Code>>,
+    resume_to: Option<(Rc<Code>, Value, NodeId)>,
+    pending_op: Option<(MOp, Vec<Value>)>,
     /// The compiled tier, if any.
     pub tier: Option<Rc<dyn Tier>>,
     /// Shared with the compiled tier (see [`crate::code::TierQuiet`]).
@@ -382,6 +396,9 @@ impl Machine {
             err_span_precise: false,
             last_backtrace: Vec::new(),
             code_cache: std::array::from_fn(|_| None),
+            entering: None,
+            resume_to: None,
+            pending_op: None,
             tier: None,
             tier_signals: Rc::new(crate::code::TierSignals::default()),
             deopt: None,
@@ -630,7 +647,7 @@ impl Machine {
         self.err_span_precise = false;
         self.push_frame(Frame::Barrier);
         self.run_depth += 1;
-        let r = self.run(code, env, Ctl::Eval(root));
+        let r = self.run(code, env, Ctl::eval(root));
         self.run_depth -= 1;
         match r {
             Ok(v) => Ok(v),
@@ -939,9 +956,9 @@ impl Machine {
         if self.rt.heap.wants_collection() {
             self.collect(&[new_env]);
         }
-        let root = lc.root;
         *env_ref = new_env;
-        Some(Ctl::Enter(lc, root))
+        self.entering = Some(lc);
+        Some(Ctl::Enter)
     }
 
     #[inline]
@@ -967,7 +984,7 @@ impl Machine {
     pub(crate) fn run(&mut self, mut code: Rc<Code>, mut env: Value, mut ctl: Ctl) -> std::result::Result<Value, Value> {
         loop {
             match ctl {
-                Ctl::Eval(n) => ctl = self.eval_fast(&mut code, &mut env, n),
+                Ctl::Eval(n) => ctl = self.eval_fast(&mut code, &mut env, n as NodeId),
                 Ctl::Ret(v) => {
                     let Some(top) = self.entries.pop() else {
                         return Ok(v);
@@ -1027,19 +1044,27 @@ impl Machine {
                         }
                     }
                 }
-                Ctl::Enter(c, node) => {
-                    code = c;
-                    ctl = Ctl::Eval(node);
-                }
-                Ctl::Resume(r) => {
-                    let (c, e, node) = *r;
-                    code = c;
-                    env = e;
-                    ctl = Ctl::Eval(node);
-                }
+                Ctl::Enter => match self.entering.take() {
+                    Some(c) => {
+                        ctl = Ctl::eval(c.root);
+                        code = c;
+                    }
+                    None => ctl = Ctl::Raise(self.rt.str("internal: entering no code")),
+                },
+                Ctl::Resume => match self.resume_to.take() {
+                    Some((c, e, node)) => {
+                        code = c;
+                        env = e;
+                        ctl = Ctl::eval(node);
+                    }
+                    None => ctl = Ctl::Raise(self.rt.str("internal: resuming nowhere")),
+                },
                 Ctl::Deopt => return Err(Value::UNBOUND),
-                Ctl::Op(op) => {
-                    let (op, args) = *op;
+                Ctl::Op => {
+                    let Some((op, args)) = self.pending_op.take() else {
+                        ctl = Ctl::Raise(self.rt.str("internal: no pending operation"));
+                        continue;
+                    };
                     ctl = match self.machine_op(op, args, &mut code, &mut env) {
                         Ok(c) => c,
                         Err(e) => {
@@ -1075,11 +1100,14 @@ impl Machine {
     fn eval_fast(&mut self, code: &mut Rc<Code>, env: &mut Value, mut n: NodeId) -> Ctl {
         loop {
             match self.eval_node(code, env, n) {
-                Ctl::Eval(next) => n = next,
-                Ctl::Enter(c, node) => {
-                    *code = c;
-                    n = node;
-                }
+                Ctl::Eval(next) => n = next as NodeId,
+                Ctl::Enter => match self.entering.take() {
+                    Some(c) => {
+                        n = c.root;
+                        *code = c;
+                    }
+                    None => return Ctl::Enter,
+                },
                 c => return c,
             }
         }
@@ -1152,8 +1180,8 @@ impl Machine {
                             Ok(f) => f,
                             Err(e) => return self.error_ctl(c, n, e),
                         };
-                        let root = frag.root;
-                        return Ctl::Enter(frag, root);
+                        self.entering = Some(frag);
+                        return Ctl::Enter;
                     }
                 }
                 // General path: evaluate head and arguments left to right.
@@ -1170,7 +1198,7 @@ impl Machine {
                         }
                         Err(Simple::Fallback) => {
                             push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
-                            return Ctl::Eval(sub);
+                            return Ctl::eval(sub);
                         }
                     }
                     i += 1;
@@ -1179,28 +1207,28 @@ impl Machine {
                 Ctl::Apply(base)
             }
             Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
-                Ok(v) => Ctl::Eval(if v.truthy() { *then } else { *els }),
+                Ok(v) => Ctl::eval(if v.truthy() { *then } else { *els }),
                 Err(Simple::Err) => self.fail_ctl(c, n),
                 Err(Simple::Fallback) => {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                    Ctl::Eval(*test)
+                    Ctl::eval(*test)
                 }
             },
             Node::Seq(items) => {
                 if items.len() > 1 {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
                 }
-                Ctl::Eval(items[0])
+                Ctl::eval(items[0])
             }
             Node::And(items) | Node::Or(items) => {
                 if items.len() > 1 {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
                 }
-                Ctl::Eval(items[0])
+                Ctl::eval(items[0])
             }
             Node::SetLocal { value, .. } | Node::SetGlobal { value, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(*value)
+                Ctl::eval(*value)
             }
             Node::Lambda(lc) => {
                 let clo = sx_core::heap::Closure { code: lc.clone(), env: *env };
@@ -1215,11 +1243,11 @@ impl Machine {
                     let new_env = self.new_env(*env, *size as usize);
                     if inits.is_empty() {
                         *env = new_env;
-                        return Ctl::Eval(*body);
+                        return Ctl::eval(*body);
                     }
                     self.push_frame(Frame::Node { code: c.clone(), env: new_env, node: n, i: 0 });
                     *env = new_env;
-                    return Ctl::Eval(inits[0]);
+                    return Ctl::eval(inits[0]);
                 }
                 let base = self.vals.len();
                 for (i, init) in inits.iter().enumerate() {
@@ -1231,12 +1259,12 @@ impl Machine {
                         }
                         Err(Simple::Fallback) => {
                             push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: i as u32 }, vbase: base as u32 });
-                            return Ctl::Eval(*init);
+                            return Ctl::eval(*init);
                         }
                     }
                 }
                 *env = self.env_from_vals(*env, base, *size as usize);
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::Dict { vals, .. } if vals.is_empty() => {
                 let d = DictMap::default();
@@ -1244,22 +1272,22 @@ impl Machine {
             }
             Node::Dict { vals, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(vals[0])
+                Ctl::eval(vals[0])
             }
             Node::QList(parts) => {
                 if parts.is_empty() {
                     return Ctl::Ret(self.rt.list(vec![]));
                 }
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(parts[0].0)
+                Ctl::eval(parts[0].0)
             }
             Node::Case { key, .. } | Node::Match { subject: key, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(*key)
+                Ctl::eval(*key)
             }
             Node::Reset(body) => {
                 self.push_frame(Frame::Reset);
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::Shift { body } => {
                 if self.jit_barrier_before(|f| matches!(f, Frame::Reset)) {
@@ -1271,22 +1299,22 @@ impl Machine {
                 };
                 *env = self.new_env(*env, 1);
                 self.set_local(*env, 0, 0, k);
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::Guard { body, .. } => {
                 self.push_frame(Frame::Guard { code: c.clone(), env: *env, node: n });
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::HandlerBind { clauses, body } => {
                 if clauses.is_empty() {
-                    return Ctl::Eval(*body);
+                    return Ctl::eval(*body);
                 }
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(clauses[0].0)
+                Ctl::eval(clauses[0].0)
             }
             Node::Scope { name, .. } => {
                 self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                Ctl::Eval(*name)
+                Ctl::eval(*name)
             }
             Node::ReRaise => Ctl::Raise(self.lookup_local(*env, 0, 0)),
         }
@@ -1295,13 +1323,13 @@ impl Machine {
     /// Continue node `n` after its `i`-th sub-expression produced `v`.
     fn resume(&mut self, c: &Rc<Code>, env: &mut Value, n: NodeId, i: u32, v: Value) -> Ctl {
         match &c.nodes[n as usize] {
-            Node::If { then, els, .. } => Ctl::Eval(if v.truthy() { *then } else { *els }),
+            Node::If { then, els, .. } => Ctl::eval(if v.truthy() { *then } else { *els }),
             Node::Seq(items) => {
                 let next = i as usize + 1;
                 if next + 1 < items.len() {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
                 }
-                Ctl::Eval(items[next])
+                Ctl::eval(items[next])
             }
             Node::And(items) | Node::Or(items) => {
                 let is_and = matches!(&c.nodes[n as usize], Node::And(_));
@@ -1312,7 +1340,7 @@ impl Machine {
                 if next + 1 < items.len() {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
                 }
-                Ctl::Eval(items[next])
+                Ctl::eval(items[next])
             }
             Node::SetLocal { depth, slot, define, .. } => {
                 let _ = define;
@@ -1356,7 +1384,7 @@ impl Machine {
                         }
                         Err(Simple::Fallback) => {
                             push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
-                            return Ctl::Eval(sub);
+                            return Ctl::eval(sub);
                         }
                     }
                     k += 1;
@@ -1370,9 +1398,9 @@ impl Machine {
                     let next = i as usize + 1;
                     if next < inits.len() {
                         self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 });
-                        return Ctl::Eval(inits[next]);
+                        return Ctl::eval(inits[next]);
                     }
-                    return Ctl::Eval(*body);
+                    return Ctl::eval(*body);
                 }
                 self.vals.push(v);
                 let base = self.vals.len() - i as usize - 1;
@@ -1386,13 +1414,13 @@ impl Machine {
                         }
                         Err(Simple::Fallback) => {
                             push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: k as u32 }, vbase: base as u32 });
-                            return Ctl::Eval(inits[k]);
+                            return Ctl::eval(inits[k]);
                         }
                     }
                     k += 1;
                 }
                 *env = self.env_from_vals(*env, base, *size as usize);
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::Dict { keys, vals } => {
                 self.vals.push(v);
@@ -1400,7 +1428,7 @@ impl Machine {
                 if next < vals.len() {
                     let base = self.vals.len() - next;
                     push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
-                    return Ctl::Eval(vals[next]);
+                    return Ctl::eval(vals[next]);
                 }
                 let base = self.vals.len() - vals.len();
                 let mut d = DictMap::default();
@@ -1416,7 +1444,7 @@ impl Machine {
                 if next < parts.len() {
                     let base = self.vals.len() - next;
                     push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
-                    return Ctl::Eval(parts[next].0);
+                    return Ctl::eval(parts[next].0);
                 }
                 let base = self.vals.len() - parts.len();
                 let mut out = Vec::new();
@@ -1441,11 +1469,11 @@ impl Machine {
             Node::Case { clauses, els, .. } => {
                 for (datums, body) in clauses.iter() {
                     if datums.iter().any(|d| sx_core::prims::values_equal(&self.rt, *d, v)) {
-                        return Ctl::Eval(*body);
+                        return Ctl::eval(*body);
                     }
                 }
                 match els {
-                    Some(e) => Ctl::Eval(*e),
+                    Some(e) => Ctl::eval(*e),
                     None => Ctl::Ret(Value::NIL),
                 }
             }
@@ -1458,7 +1486,7 @@ impl Machine {
                     if ok {
                         let e = self.rt.heap.alloc_env(*env, &binds, binds.len());
                         *env = e;
-                        return Ctl::Eval(*body);
+                        return Ctl::eval(*body);
                     }
                 }
                 let e = Error::Msg(format!("match: no clause matched {}", sx_core::print::inspect(&self.rt, v)));
@@ -1472,7 +1500,7 @@ impl Machine {
                     let base = self.vals.len() - next;
                     push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: next as u32 }, vbase: base as u32 });
                     let (p, h) = clauses[next / 2];
-                    return Ctl::Eval(if next.is_multiple_of(2) { p } else { h });
+                    return Ctl::eval(if next.is_multiple_of(2) { p } else { h });
                 }
                 let base = self.vals.len() - total;
                 let mut preds = Vec::new();
@@ -1485,7 +1513,7 @@ impl Machine {
                 let preds = self.rt.list(preds);
                 let handlers = self.rt.list(hs);
                 self.push_frame(Frame::Handlers { preds, handlers });
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             Node::Scope { value, body, .. } => {
                 if i == 0 {
@@ -1493,16 +1521,16 @@ impl Machine {
                         self.vals.push(v);
                         let base = self.vals.len() - 1;
                         push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: c.clone(), env: *env, node: n, i: 1 }, vbase: base as u32 });
-                        return Ctl::Eval(*val);
+                        return Ctl::eval(*val);
                     }
                     let emitted = self.rt.list(vec![]);
                     self.push_frame(Frame::Scope { name: v, value: Value::NIL, emitted });
-                    return Ctl::Eval(*body);
+                    return Ctl::eval(*body);
                 }
                 let name = self.vals.pop().unwrap_or(Value::NIL);
                 let emitted = self.rt.list(vec![]);
                 self.push_frame(Frame::Scope { name, value: v, emitted });
-                Ctl::Eval(*body)
+                Ctl::eval(*body)
             }
             _ => self.error_ctl(c, n, Error::msg("internal: bad continuation frame")),
         }
@@ -1626,7 +1654,7 @@ impl Machine {
                 if self.rt.heap.wants_collection() {
                     self.collect(&[new_env]);
                 }
-                Ok(Ctl::Eval(root))
+                Ok(Ctl::eval(root))
             }
             Some(Obj::Extern(e)) if e.as_any().is::<ContinuationObj>() => {
                 let argc = self.vals.len() - base - 1;
@@ -1786,7 +1814,7 @@ impl Machine {
         let base_entries = self.entries.len();
         let base_vals = self.vals.len();
         self.push_frame(Frame::JitBarrier);
-        let r = self.run(code, env, Ctl::Eval(node));
+        let r = self.run(code, env, Ctl::eval(node));
         self.finish_jit_run(r, base_entries, base_vals)
     }
 
@@ -1931,7 +1959,10 @@ impl Machine {
         }
         self.reinstate(st.nested, &st.nested_vals);
         match st.resume {
-            Some(ResumePoint::Eval { code, env, node }) => Ctl::Resume(Box::new((code, env, node))),
+            Some(ResumePoint::Eval { code, env, node }) => {
+                self.resume_to = Some((code, env, node));
+                Ctl::Resume
+            }
             Some(ResumePoint::Apply { f, args }) => {
                 let base = self.vals.len();
                 self.vals.push(f);
@@ -1939,7 +1970,10 @@ impl Machine {
                 Ctl::Apply(base)
             }
             Some(ResumePoint::Raise { value, continuable }) => Ctl::raise(value, continuable),
-            Some(ResumePoint::MachineOp { op, args }) => Ctl::Op(Box::new((op, args))),
+            Some(ResumePoint::MachineOp { op, args }) => {
+                self.pending_op = Some((op, args));
+                Ctl::Op
+            }
             Some(ResumePoint::Ret(v)) => Ctl::Ret(v),
             None => Ctl::Raise(self.rt.str("internal: deoptimisation without a resume point")),
         }
@@ -2297,7 +2331,8 @@ impl Machine {
                     _ => return Ctl::Raise(v),
                 };
                 let e = self.rt.heap.alloc_env(env, &[v], 1);
-                Ctl::Resume(Box::new((code, e, handler)))
+                self.resume_to = Some((code, e, handler));
+                Ctl::Resume
             }
             _ => Ctl::Raise(v),
         }

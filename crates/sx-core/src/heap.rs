@@ -404,8 +404,10 @@ impl Heap {
     fn alloc_env_boxed(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
         let len = size.max(init.len());
         if let Some(mut b) = self.env_pool.get_mut(len).and_then(|p| p.pop()) {
-            b[..init.len()].copy_from_slice(init);
-            b[init.len()..].fill(Value::NIL);
+            // At most POOLED_ENV_MAX slots: a loop beats a call to memmove.
+            for (k, slot) in b.iter_mut().enumerate() {
+                *slot = init.get(k).copied().unwrap_or(Value::NIL);
+            }
             return self.alloc(Obj::Env(EnvObj { parent, slots: b }));
         }
         let mut v = Vec::with_capacity(len);
