@@ -359,7 +359,7 @@ impl<'m> Analyzer<'m> {
             // `()` evaluates to a fresh empty list.
             let list_sym = self.m.list_prim_sym;
             let head = self.push(Node::Global { sym: list_sym });
-            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form, scope: None }));
+            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form, scope: None }));
         }
         let head = items[0];
         if let Some(sf) = self.special(head) {
@@ -430,7 +430,13 @@ impl<'m> Analyzer<'m> {
             (Some(_), [x, y]) => [Leaf::of(&self.nodes[*x as usize]), Leaf::of(&self.nodes[*y as usize])],
             _ => [Leaf::NONE; 2],
         };
-        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, simple_args: all_simple, pure, op, leaves, form, scope }))
+        let mut inline = u64::MAX;
+        for (k, sub) in std::iter::once(head).chain(args.iter().copied()).enumerate().take(64) {
+            if !may_be_simple(&self.nodes[sub as usize]) {
+                inline &= !(1 << k);
+            }
+        }
+        Ok(self.push(Node::Call { head, args: args.into(), prim, direct, simple_args: all_simple, pure, op, leaves, inline, form, scope }))
     }
 
     fn body(&mut self, forms: &[Value]) -> Result<NodeId> {
@@ -923,7 +929,7 @@ impl<'m> Analyzer<'m> {
                 let set = a.push(Node::SetLocal { depth: 0, slot: 0, value: lam, define: true });
                 let head = a.push(Node::Local { depth: 0, slot: 0 });
                 let args: Vec<NodeId> = (0..n).map(|i| a.push(Node::Local { depth: 1, slot: i as u16 })).collect();
-                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form: Value::NIL, scope: None });
                 let seq = a.push(Node::Seq(Box::new([set, call])));
                 Ok((seq, 0))
             })?;
@@ -1044,7 +1050,7 @@ impl<'m> Analyzer<'m> {
                 let tv = a.push(Node::Local { depth: 0, slot: 0 });
                 let fnode = a.analyze(f)?;
                 let tv2 = a.push(Node::Local { depth: 0, slot: 0 });
-                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], form: Value::NIL, scope: None });
+                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form: Value::NIL, scope: None });
                 let rest_in = a.scheme_cond(&clauses[1..], else_sym, arrow)?;
                 Ok((a.push(Node::If { test: tv, then: call, els: rest_in }), 0))
             })?;
@@ -1567,4 +1573,10 @@ impl<'m> Analyzer<'m> {
         self.m.analysis_roots.push(form);
         self.analyze(form)
     }
+}
+
+/// Whether the interpreter's simple evaluation (`Machine::eval_simple`) can
+/// evaluate a node without frames; for other nodes it always falls back.
+fn may_be_simple(node: &Node) -> bool {
+    matches!(node, Node::Const(_) | Node::Local { .. } | Node::Local0 { .. } | Node::Global { .. } | Node::Call { prim: Some(_), .. })
 }

@@ -250,6 +250,10 @@ pub enum Node {
         op: Option<BinOp>,
         /// With `op`: its two operands when they are leaves (else `Leaf::NONE`).
         leaves: [Leaf; 2],
+        /// Bit k clear: sub-expression k (0 = the head, then the arguments)
+        /// always needs a frame, so the interpreter does not try to
+        /// evaluate it without one (bits from 64 on count as set).
+        inline: u64,
         /// The source form, for expanding a macro defined after analysis.
         form: Value,
         scope: Option<Rc<crate::analyze::Scope>>,

@@ -6,7 +6,7 @@
 
 use crate::analyze::{special_form_table, Analyzer, Sf, SpanMap};
 use crate::builtins::{machine_primitives, MOp};
-use crate::code::{BinOp, Code, MatchClause, Node, NodeId, Pat};
+use crate::code::{BinOp, Code, Leaf, MatchClause, Node, NodeId, Pat};
 use crate::frames::{push_entry, ContinuationObj, Entry, Frame};
 use hashbrown::HashMap;
 use std::rc::Rc;
@@ -819,7 +819,7 @@ impl Machine {
                     Ok(v)
                 }
             }
-            Node::Call { prim: Some((p, sym)), op: Some(op), args, .. } => match self.binop_leaves(code, env, *p, *sym, *op, args) {
+            Node::Call { prim: Some((p, sym)), op: Some(op), leaves, .. } => match self.binop_leaves(env, *p, *sym, *op, *leaves) {
                 Some(v) => Ok(v),
                 None => self.eval_simple_call(code, env, n),
             },
@@ -828,26 +828,24 @@ impl Machine {
         }
     }
 
-    /// A constant or a variable of the innermost frame.
+    /// A fixnum leaf operand's value (see [`Leaf`]).
     #[inline(always)]
-    fn leaf(&self, code: &Code, env: Value, n: NodeId) -> Option<Value> {
-        match &code.nodes[n as usize] {
-            Node::Const(v) => Some(*v),
-            Node::Local0 { slot } => Some(self.rt.heap.env_get(env, *slot as usize).unwrap_or(Value::NIL)),
-            _ => None,
+    fn leaf_fixnum(&self, env: Value, l: Leaf) -> Option<i64> {
+        match l.slot() {
+            Some(slot) => self.rt.heap.env_get(env, slot)?.as_fixnum(),
+            None => l.constant(),
         }
     }
 
     /// The commonest simple call, inline: a binary fixnum primitive (still
     /// bound to its global) of two leaves whose result is a fixnum.
     #[inline(always)]
-    fn binop_leaves(&self, code: &Code, env: Value, p: u32, sym: u32, op: BinOp, args: &[NodeId]) -> Option<Value> {
-        let [x, y] = *args else { return None };
+    fn binop_leaves(&self, env: Value, p: u32, sym: u32, op: BinOp, [x, y]: [Leaf; 2]) -> Option<Value> {
         if op == BinOp::Not || self.global(sym) != Value::prim(p) {
             return None;
         }
-        let a = self.leaf(code, env, x)?.as_fixnum()?;
-        let b = self.leaf(code, env, y)?.as_fixnum()?;
+        let a = self.leaf_fixnum(env, x)?;
+        let b = self.leaf_fixnum(env, y)?;
         op.fixnum(a, b)
     }
 
@@ -1155,7 +1153,7 @@ impl Machine {
                     Ctl::Ret(v)
                 }
             }
-            Node::Call { head, args, prim, direct, simple_args, .. } => {
+            Node::Call { head, args, prim, direct, simple_args, inline, .. } => {
                 if *simple_args && !*direct {
                     if let Some(ctl) = self.enter_small_lambda(c, env, n, *head, args) {
                         return ctl;
@@ -1190,7 +1188,8 @@ impl Machine {
                 let mut i = 0;
                 while i < total {
                     let sub = if i == 0 { *head } else { args[i - 1] };
-                    match self.eval_simple(c, *env, sub) {
+                    let tried = if i < 64 && inline & (1 << i) == 0 { Err(Simple::Fallback) } else { self.eval_simple(c, *env, sub) };
+                    match tried {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
@@ -1355,7 +1354,7 @@ impl Machine {
                 self.set_global(*sym, v);
                 Ctl::Ret(v)
             }
-            Node::Call { head, args, prim, op, .. } => {
+            Node::Call { head, args, prim, op, inline, .. } => {
                 // Last argument of a binary primitive: fixnum fast path.
                 if let (Some(op), Some((p, sym))) = (op, prim) {
                     if i as usize == args.len() && args.len() == 2 {
@@ -1376,7 +1375,8 @@ impl Machine {
                 let mut k = i as usize + 1;
                 while k < total {
                     let sub = if k == 0 { *head } else { args[k - 1] };
-                    match self.eval_simple(c, *env, sub) {
+                    let tried = if k < 64 && inline & (1 << k) == 0 { Err(Simple::Fallback) } else { self.eval_simple(c, *env, sub) };
+                    match tried {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);

@@ -408,7 +408,7 @@ impl Heap {
             for (k, slot) in b.iter_mut().enumerate() {
                 *slot = init.get(k).copied().unwrap_or(Value::NIL);
             }
-            return self.alloc(Obj::Env(EnvObj { parent, slots: b }));
+            return self.alloc_with(|| Obj::Env(EnvObj { parent, slots: b }));
         }
         let mut v = Vec::with_capacity(len);
         v.extend_from_slice(init);
@@ -508,13 +508,22 @@ impl Heap {
             Some(w) => (w * 64 + 64 - tracer.marks[w].leading_zeros() as usize).min(len),
             None => 0,
         };
-        let mut freed = self.objs[end..].iter().filter(|o| !matches!(o, Obj::Free(_))).count() as u64;
-        self.objs.truncate(end);
+        // Slots past the last live object are kept for reuse (their
+        // environment frames' slot arrays go back to the pool, and the next
+        // allocations need no growth) unless they dwarf the live part.
+        let mut freed = 0;
+        let limit = if len <= 4 * end.max(1024) {
+            len
+        } else {
+            freed = self.objs[end..].iter().filter(|o| !matches!(o, Obj::Free(_))).count() as u64;
+            self.objs.truncate(end);
+            end
+        };
         let mut head = NO_FREE;
         let mut free = 0usize;
-        for w in (0..end.div_ceil(64)).rev() {
-            let marks = tracer.marks[w];
-            for i in (w * 64..(w * 64 + 64).min(end)).rev() {
+        for w in (0..limit.div_ceil(64)).rev() {
+            let marks = tracer.marks.get(w).copied().unwrap_or(0);
+            for i in (w * 64..(w * 64 + 64).min(limit)).rev() {
                 let slot = &mut self.objs[i];
                 if marks & (1 << (i & 63)) != 0 {
                     // A stale root may have marked a free slot: it stays free.
