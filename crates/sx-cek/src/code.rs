@@ -216,7 +216,11 @@ impl Leaf {
     }
 }
 
+// A plain tag byte at offset 0: every dispatch on a node reads and jumps on
+// it (a niche-encoded tag costs a subtract, a compare and a conditional move
+// more per dispatch).
 #[derive(Debug)]
+#[repr(u8)]
 pub enum Node {
     Const(Value),
     Local { depth: u16, slot: u16 },

@@ -1857,12 +1857,25 @@ impl Machine {
     /// Bind `args` to the parameters of lambda `lc` in a new frame under
     /// `parent` (what a call does before entering the body).
     pub fn bind_lambda_args(&mut self, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Value> {
+        if let Some(p) = &lc.params {
+            if !p.rest && p.required as usize == args.len() {
+                return Ok(self.rt.heap.alloc_env(parent, args, p.frame_size as usize));
+            }
+        }
         let base = self.vals.len();
         self.vals.push(f);
         self.vals.extend_from_slice(args);
         let r = self.bind_args(lc, parent, base);
         self.vals.truncate(base);
         r
+    }
+
+    /// The analysed code and captured environment of closure `f`.
+    pub fn closure_of(&mut self, f: Value) -> Option<(Rc<Code>, Value)> {
+        match self.rt.heap.get(f) {
+            Some(Obj::Lambda(clo)) => Some((closure_code(&mut self.code_cache, &clo.code)?, clo.env)),
+            _ => None,
+        }
     }
 
     /// The native function of primitive `p`, when it is an ordinary

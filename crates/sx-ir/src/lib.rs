@@ -132,6 +132,10 @@ pub struct IcCell {
     pub epoch: Cell<u64>,
     pub entry: Cell<u64>,
     pub env: Cell<u64>,
+    /// The address of the analysed code `entry` was compiled from: another
+    /// closure of the same code can take the cache over (see the runtime's
+    /// `sx_ic_relink`).
+    pub code: Cell<u64>,
 }
 
 /// Byte offsets of [`IcCell`] fields.
@@ -140,8 +144,19 @@ pub mod ic_offsets {
     pub const EPOCH: i32 = 8;
     pub const ENTRY: i32 = 16;
     pub const ENV: i32 = 24;
-    pub const SIZE: i32 = 32;
+    pub const CODE: i32 = 32;
+    pub const SIZE: i32 = 40;
 }
+
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(IcCell, closure) == ic_offsets::CLOSURE as usize);
+    assert!(offset_of!(IcCell, epoch) == ic_offsets::EPOCH as usize);
+    assert!(offset_of!(IcCell, entry) == ic_offsets::ENTRY as usize);
+    assert!(offset_of!(IcCell, env) == ic_offsets::ENV as usize);
+    assert!(offset_of!(IcCell, code) == ic_offsets::CODE as usize);
+    assert!(size_of::<IcCell>() == ic_offsets::SIZE as usize);
+};
 
 impl FnMeta {
     /// Bytes this record holds (what the JIT cache's budget counts as

@@ -651,11 +651,18 @@ impl Gen<'_, '_> {
         let cached = self.b.ins().load(I64, fl, ic_addr, ic_offsets::CLOSURE);
         let same = self.b.ins().icmp(IntCC::Equal, f, cached);
         let check = self.b.create_block();
+        let relink = self.b.create_block();
         let fast = self.b.create_block();
         let slow = self.b.create_block();
         let m = self.merge_block();
-        self.b.ins().brif(same, check, &[], slow, &[]);
+        self.b.ins().brif(same, check, &[], relink, &[]);
         self.b.set_cold_block(slow);
+        // Another closure of the same code (a closure made anew each time
+        // round, say) takes the cache over.
+        self.b.switch_to_block(relink);
+        self.b.seal_block(relink);
+        let relinked = self.call_keeping_frame(HelperId::sx_ic_relink, &[ic_addr, f]);
+        self.b.ins().brif(relinked, check, &[], slow, &[]);
         self.b.switch_to_block(check);
         self.b.seal_block(check);
         let ic_epoch = self.b.ins().load(I64, fl, ic_addr, ic_offsets::EPOCH);

@@ -65,6 +65,10 @@ macro_rules! foreach_helper {
             /// interrupt is pending (the caller then leaves the call to the
             /// runtime, which raises it; a pure version gives up).
             sx_safepoint(ctx);
+            /// The inline cache at `ic` holds another closure than `f`: 1
+            /// when `f` is a closure of the same code (the cache now holds
+            /// `f` and its environment), else 0.
+            sx_ic_relink(ctx, ic, f);
         }
     };
 }
@@ -431,4 +435,26 @@ pub unsafe extern "C" fn sx_safepoint(ctx: *mut JitCtx) -> u64 {
     // SAFETY: see `parts`.
     let (m, _) = unsafe { parts(ctx) };
     u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// # Safety
+/// Called by compiled code with its context and the address of one of its
+/// inline caches (in its metadata, alive as long as the code).
+pub unsafe extern "C" fn sx_ic_relink(ctx: *mut JitCtx, ic: u64, f: u64) -> u64 {
+    // SAFETY: see `parts`; `ic` is guaranteed by the caller.
+    let (m, ic) = unsafe { (parts(ctx).0, &*(ic as *const sx_ir::IcCell)) };
+    // A current epoch means the artifact behind `entry` is alive, and with it
+    // the code at `ic.code` (its metadata holds it): an equal address is the
+    // same code.
+    if ic.code.get() == 0 || ic.epoch.get() != crate::epoch() {
+        return 0;
+    }
+    match m.rt.heap.get(Value(f)) {
+        Some(Obj::Lambda(clo)) if std::rc::Rc::as_ptr(&clo.code) as *const () as usize as u64 == ic.code.get() => {
+            ic.closure.set(f);
+            ic.env.set(clo.env.0);
+            1
+        }
+        _ => 0,
+    }
 }

@@ -45,6 +45,9 @@ thread_local! {
     /// on the thread's own stack.
     static LIMIT: Cell<usize> = const { Cell::new(0) };
     static IN_USE: Cell<usize> = const { Cell::new(0) };
+    /// The lowest usable address of the thread's own stack, once known (its
+    /// bounds do not change; asking the system each time is slow).
+    static THREAD_LOW: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Segments this thread runs on now.
@@ -54,9 +57,15 @@ pub(crate) fn in_use() -> usize {
 
 /// Native stack left below the current stack pointer, when known.
 pub(crate) fn remaining() -> Option<usize> {
-    let limit = LIMIT.with(Cell::get);
+    let mut limit = LIMIT.with(Cell::get);
     if limit == 0 {
-        return stacker::remaining_stack();
+        limit = THREAD_LOW.with(Cell::get);
+        if limit == 0 {
+            let here = 0u8;
+            let left = stacker::remaining_stack()?;
+            limit = (std::ptr::addr_of!(here) as usize).saturating_sub(left).max(1);
+            THREAD_LOW.with(|l| l.set(limit));
+        }
     }
     let here = 0u8;
     Some((std::ptr::addr_of!(here) as usize).saturating_sub(limit))

@@ -71,16 +71,6 @@ enum Start<'a> {
     Args(Value, std::borrow::Cow<'a, [Value]>),
 }
 
-impl Start<'_> {
-    /// The same start, owning its arguments.
-    fn into_owned(self) -> Start<'static> {
-        match self {
-            Start::Env(e) => Start::Env(e),
-            Start::Args(p, a) => Start::Args(p, std::borrow::Cow::Owned(a.into_owned())),
-        }
-    }
-}
-
 /// The compiled tier of one machine.
 pub struct JitTier {
     cache: Rc<RefCell<Cache>>,
@@ -89,8 +79,12 @@ pub struct JitTier {
     /// The shadow stack. Compiled code writes it through `ctx.sp`; Rust only
     /// reads it through raw pointers, between calls of compiled code.
     shadow: Box<[u64]>,
-    /// The pending tail call (callee, then arguments).
+    /// The arguments of the pending tail call.
     tail: RefCell<Vec<Value>>,
+    /// The callee of that tail call.
+    tail_callee: Cell<Value>,
+    /// An empty buffer for the next tail call's arguments.
+    tail_spare: RefCell<Vec<Value>>,
     counters: Cell<TierCounters>,
     latencies_us: RefCell<Vec<u32>>,
     latency_next: Cell<usize>,
@@ -130,6 +124,8 @@ impl JitTier {
             ctx: Box::new(UnsafeCell::new(ctx)),
             shadow,
             tail: RefCell::new(Vec::new()),
+            tail_callee: Cell::new(Value::NIL),
+            tail_spare: RefCell::new(Vec::new()),
             counters: Cell::new(TierCounters::default()),
             latencies_us: RefCell::new(Vec::new()),
             latency_next: Cell::new(0),
@@ -381,44 +377,82 @@ impl JitTier {
     fn run(&self, m: &mut Machine, a: Rc<Artifact>, start: Start<'_>, nested: bool) -> JitOutcome {
         let mut a = a;
         let mut start = start;
-        loop {
+        let out = loop {
             self.count(|c| c.compiled_calls += 1);
             let r = self.run_once(m, &a, &start);
             if r == words::UNWIND {
-                return JitOutcome::Unwind;
+                break JitOutcome::Unwind;
             }
             if r != words::TAIL {
-                return JitOutcome::Value(Value(r));
+                break JitOutcome::Value(Value(r));
             }
-            let mut args = std::mem::take(&mut *self.tail.borrow_mut());
-            let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
+            // The tail call's arguments move into a buffer of this loop (the
+            // previous start's, or the spare one) and the tail buffer keeps
+            // the emptied one: no allocation per tail call.
+            let mut args = match &mut start {
+                Start::Args(_, std::borrow::Cow::Owned(v)) => std::mem::take(v),
+                _ => std::mem::take(&mut *self.tail_spare.borrow_mut()),
+            };
+            args.clear();
+            std::mem::swap(&mut args, &mut *self.tail.borrow_mut());
+            let f = self.tail_callee.get();
             if let Some((lc, parent)) = closure_code(m, f) {
                 if let Some(next) = self.compiled(&lc) {
                     if !m.interrupt.load(std::sync::atomic::Ordering::Relaxed) && self.room(next.meta().nslots) {
-                        if let Ok(s) = self.start_for(m, &next, &lc, parent, f, &args) {
+                        if next.argv_entry().is_some() && next.is_flat_with_arity(args.len()) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
-                            start = s.into_owned();
+                            start = Start::Args(parent, std::borrow::Cow::Owned(args));
+                            continue;
+                        }
+                        if let Ok(env) = m.bind_lambda_args(&lc, parent, f, &args) {
+                            self.count(|c| c.lambda_calls += 1);
+                            a = next;
+                            self.spare_args(args);
+                            start = Start::Env(env);
                             continue;
                         }
                     }
                 }
                 // Otherwise the interpreter's entry counts the call.
             }
-            return if nested && stack_ok() { m.jit_call(f, &args) } else { m.jit_defer_call(f, &args) };
+            let out = if nested && stack_ok() { m.jit_call(f, &args) } else { m.jit_defer_call(f, &args) };
+            self.spare_args(args);
+            break out;
+        };
+        if let Start::Args(_, std::borrow::Cow::Owned(v)) = start {
+            self.spare_args(v);
+        }
+        out
+    }
+
+    /// Keep `v` as the spare argument buffer of tail calls if it is the
+    /// largest at hand.
+    fn spare_args(&self, mut v: Vec<Value>) {
+        let mut spare = self.tail_spare.borrow_mut();
+        if v.capacity() > spare.capacity() {
+            v.clear();
+            *spare = v;
         }
     }
 
     /// Perform the tail call a direct callee left (for compiled code).
     pub(crate) fn run_pending_tail(&self, m: &mut Machine) -> JitOutcome {
         let mut args = std::mem::take(&mut *self.tail.borrow_mut());
-        let f = if args.is_empty() { Value::NIL } else { args.remove(0) };
-        match self.call(m, f, &args, None) {
+        let f = self.tail_callee.get();
+        let out = match self.call(m, f, &args, None) {
             CallResult::Value(v) => JitOutcome::Value(v),
             CallResult::Unwind => JitOutcome::Unwind,
             // The interpreter redoes it (and raises its error).
             CallResult::Bail => m.jit_defer_call(f, &args),
+        };
+        // Hand the buffer back for the next tail call.
+        let mut t = self.tail.borrow_mut();
+        if t.capacity() == 0 {
+            args.clear();
+            *t = args;
         }
+        out
     }
 
     /// A call made by compiled code; `ic`: the call site's inline cache.
@@ -494,7 +528,10 @@ impl JitTier {
 
     /// Fill inline cache `ic` for calls of `f` with `argc` arguments when `f`
     /// is a compiled flat function (without counting a call).
-    pub(crate) fn fill_ic(&self, m: &Machine, f: Value, argc: usize, ic: &sx_ir::IcCell) {
+    pub(crate) fn fill_ic(&self, m: &mut Machine, f: Value, argc: usize, ic: &sx_ir::IcCell) {
+        if ic.closure.get() == f.0 && ic.epoch.get() == crate::epoch() {
+            return; // Already pointing at `f` (a loop's tail call, every turn).
+        }
         let Some((lc, parent)) = closure_code(m, f) else { return };
         let Some(a) = self.cache.borrow().get(CodeKey(lc.id)) else { return };
         point_ic(ic, &a, f, parent, argc);
@@ -504,8 +541,8 @@ impl JitTier {
     pub(crate) fn set_tail(&self, f: Value, args: &[Value]) {
         let mut t = self.tail.borrow_mut();
         t.clear();
-        t.push(f);
         t.extend_from_slice(args);
+        self.tail_callee.set(f);
     }
 }
 
@@ -518,6 +555,7 @@ fn point_ic(ic: &sx_ir::IcCell, a: &Artifact, f: Value, parent: Value, argc: usi
         ic.epoch.set(crate::epoch());
         ic.entry.set(entry);
         ic.env.set(parent.0);
+        ic.code.set(Rc::as_ptr(&a.meta().code) as usize as u64);
     }
 }
 
@@ -552,14 +590,8 @@ pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
 }
 
 /// The analysed code and captured environment of a closure.
-fn closure_code(m: &Machine, f: Value) -> Option<(Rc<Code>, Value)> {
-    match m.rt.heap.get(f) {
-        Some(Obj::Lambda(clo)) => {
-            let code = clo.code.clone().as_any_rc().downcast::<Code>().ok()?;
-            Some((code, clo.env))
-        }
-        _ => None,
-    }
+fn closure_code(m: &mut Machine, f: Value) -> Option<(Rc<Code>, Value)> {
+    m.closure_of(f)
 }
 
 fn is_continuation(m: &Machine, f: Value) -> bool {
@@ -596,5 +628,6 @@ impl Tier for JitTier {
             t.mark(Value(unsafe { base.add(i).read() }));
         }
         t.mark_all(&self.tail.borrow());
+        t.mark(self.tail_callee.get());
     }
 }
