@@ -125,7 +125,16 @@ struct PureGen<'a, 'b> {
     /// Lower bounds (as integers) of fixnum parameters that hold where code
     /// is being generated: what the tests of the enclosing `if`s imply.
     floors: Vec<(Slot, i64)>,
+    /// The accumulator of a function with accumulating sums (nil until the
+    /// first one, then the fixnum sum of what they left to add) and the
+    /// number of sums in it (each one a frame the order written would have
+    /// had: past `MAX_SUMS` the pure version gives up, so that a runaway
+    /// recursion meets the depth limit in the ordinary code).
+    acc: Option<(Variable, Variable)>,
 }
+
+/// Accumulating sums per activation of a pure version (see `PureGen::acc`).
+const MAX_SUMS: i64 = 1 << 16;
 
 /// The smallest fixnum.
 const FIXNUM_MIN: i64 = i64::MIN >> 1;
@@ -144,10 +153,17 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let header = b.create_block();
     let bail = b.create_block();
     // A loop head with the arguments as block parameters, when a self tail
-    // call jumps back to it.
-    let looping = has_tail_self_call(&f.body, &f.meta.calls);
+    // call or an accumulating sum (see `PureGen::accumulate`) jumps back to
+    // it; the accumulator comes last.
+    let accumulates = has_accumulation(&f.body, &f.meta.calls);
+    let looping = accumulates || has_tail_self_call(&f.body, &f.meta.calls);
     if looping {
         for _ in 0..flat.nparams {
+            b.append_block_param(header, I64);
+        }
+        if accumulates {
+            // The accumulator and the number of sums it holds.
+            b.append_block_param(header, I64);
             b.append_block_param(header, I64);
         }
     }
@@ -156,22 +172,35 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let sp = b.ins().get_stack_pointer(I64);
     let limit = b.ins().load(I64, fl, ctx, ctx_offsets::STACK_LIMIT);
     let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
-    let args: Vec<BlockArg> = if looping { params[1..].iter().map(|v| BlockArg::Value(*v)).collect() } else { Vec::new() };
+    let mut args: Vec<BlockArg> = if looping { params[1..].iter().map(|v| BlockArg::Value(*v)).collect() } else { Vec::new() };
+    if accumulates {
+        let none = b.ins().iconst(I64, words::NIL as i64);
+        let zero = b.ins().iconst(I64, 0);
+        args.push(BlockArg::Value(none));
+        args.push(BlockArg::Value(zero));
+    }
     b.ins().brif(room, header, &args, bail, &[]);
     b.set_cold_block(bail);
 
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new() };
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
     g.b.switch_to_block(header);
     let hp = if looping { g.b.block_params(header).to_vec() } else { params[1..].to_vec() };
-    for (i, v) in hp.iter().enumerate() {
+    for (i, v) in hp.iter().take(usize::from(flat.nparams)).enumerate() {
         let var = g.var(FLAT_VARS + i as Slot);
         g.b.def_var(var, *v);
+    }
+    if accumulates {
+        let acc = g.b.declare_var(I64);
+        g.b.def_var(acc, hp[usize::from(flat.nparams)]);
+        let sums = g.b.declare_var(I64);
+        g.b.def_var(sums, hp[usize::from(flat.nparams) + 1]);
+        g.acc = Some((acc, sums));
     }
     // Internal defines start as nil, as in an interpreter frame.
     let nil = g.b.ins().iconst(I64, words::NIL as i64);
@@ -197,6 +226,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     g.b.ins().brif(go_on, body, &[], g.bail, &[]);
     g.b.switch_to_block(body);
     let v = g.expr(&f.body);
+    let v = g.finish_sum(v);
     g.b.ins().return_(&[v]);
 
     g.b.switch_to_block(bail);
@@ -228,6 +258,33 @@ fn store_value(e: &Expr) -> &Expr {
     match e {
         Expr::Store(_, x) => x,
         other => other,
+    }
+}
+
+/// Of a `+` in tail position whose operands are stored by `items[1]` and
+/// `items[2]`: the operand (1 or 2) that is a call of the function itself,
+/// preferring the second (the first is evaluated first).
+fn accumulation_operand(items: &[Expr], call: u32, calls: &[CallSite]) -> Option<usize> {
+    let cs = &calls[call as usize];
+    if !(cs.tail && cs.argc == 2 && items.len() == 4 && matches!(items[3], Expr::Prim { op: Some(BinOp::Add), .. })) {
+        return None;
+    }
+    let self_call = |e: &Expr| matches!(store_value(e), Expr::Seq(sub) if matches!(sub.last(), Some(Expr::Call(c)) if calls[*c as usize].self_call));
+    [2, 1].into_iter().find(|k| self_call(&items[*k]))
+}
+
+/// Does `body` have a `+` of a call of itself in tail position?
+fn has_accumulation(e: &Expr, calls: &[CallSite]) -> bool {
+    match e {
+        Expr::Store(_, x) => has_accumulation(x, calls),
+        Expr::If { then, els, .. } => has_accumulation(then, calls) || has_accumulation(els, calls),
+        Expr::And(items) | Expr::Or(items) => items.last().is_some_and(|x| has_accumulation(x, calls)),
+        Expr::Seq(items) => match items.last() {
+            Some(Expr::Prim { call, .. }) => accumulation_operand(items, *call, calls).is_some(),
+            Some(x) => has_accumulation(x, calls),
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -437,6 +494,11 @@ impl PureGen<'_, '_> {
 
     /// A call as lowered (`items`: head, operands, then the call).
     fn call(&mut self, items: &[Expr], call: u32, as_cond: bool) -> Value {
+        if self.acc.is_some() {
+            if let Some(k) = accumulation_operand(items, call, self.calls) {
+                return self.accumulate(items, k);
+            }
+        }
         let CallSite { base, argc, tail, .. } = self.calls[call as usize];
         for x in &items[1..items.len() - 1] {
             self.expr(x);
@@ -463,7 +525,13 @@ impl PureGen<'_, '_> {
             Some(Expr::Call(_)) if tail => {
                 self.check_fixnums(&args, &known);
                 // A loop turn (the loop head polls for interrupts).
-                let jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
+                let mut jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
+                if let Some((accv, sumsv)) = self.acc {
+                    let acc = self.b.use_var(accv);
+                    let sums = self.b.use_var(sumsv);
+                    jargs.push(BlockArg::Value(acc));
+                    jargs.push(BlockArg::Value(sums));
+                }
                 self.b.ins().jump(self.header, &jargs);
                 self.dead()
             }
@@ -484,6 +552,96 @@ impl PureGen<'_, '_> {
                 self.dead()
             }
         }
+    }
+
+    /// `(+ a (f x))` in tail position (or `(+ (f x) a)`): add `a` to the
+    /// accumulator and loop with `x`, as `(f x)` would have returned to
+    /// this `+` — what a compiler does to the second call of a doubly
+    /// recursive sum. The sum is the same in any order as long as no
+    /// partial sum overflows; so every term must be a fixnum at least zero
+    /// (then no partial sum of the original order exceeds the total, which
+    /// fits), else the pure version gives up and the ordinary code redoes
+    /// the call in the order written.
+    fn accumulate(&mut self, items: &[Expr], k: usize) -> Value {
+        let other = 3 - k;
+        let CallSite { base, .. } = self.calls[match items[3] {
+            Expr::Prim { call, .. } => call as usize,
+            _ => unreachable!("accumulation_operand checked the shape"),
+        }];
+        self.expr(&items[other]);
+        let term_var = self.var(base + other as Slot);
+        let term = self.b.use_var(term_var);
+        let term_known = self.is_fixnum(store_value(&items[other]));
+        let Expr::Seq(sub) = store_value(&items[k]) else { unreachable!("accumulation_operand checked the shape") };
+        let Some(Expr::Call(c)) = sub.last() else { unreachable!("accumulation_operand checked the shape") };
+        let CallSite { base: cbase, argc, .. } = self.calls[*c as usize];
+        for x in &sub[..sub.len() - 1] {
+            self.expr(x);
+        }
+        let known: Vec<bool> = sub[1..sub.len() - 1].iter().map(|x| self.is_fixnum(x)).collect();
+        let args: Vec<Value> = (0..argc)
+            .map(|j| {
+                let v = self.var(cbase + 1 + j);
+                self.b.use_var(v)
+            })
+            .collect();
+        self.check_fixnums(&args, &known);
+        let sum = self.add_term(term, term_known);
+        let Some((_, sumsv)) = self.acc else { unreachable!("accumulate runs only with an accumulator") };
+        let sums = self.b.use_var(sumsv);
+        let sums = self.b.ins().iadd_imm_s(sums, 1);
+        let too_many = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, sums, MAX_SUMS);
+        let ok = self.b.create_block();
+        self.b.ins().brif(too_many, self.bail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+        let mut jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
+        jargs.push(BlockArg::Value(sum));
+        jargs.push(BlockArg::Value(sums));
+        self.b.ins().jump(self.header, &jargs);
+        self.dead()
+    }
+
+    /// The accumulator plus `term` (giving up unless `term` is a fixnum at
+    /// least zero and the sum fits).
+    fn add_term(&mut self, term: Value, known: bool) -> Value {
+        let Some((accv, _)) = self.acc else { return term };
+        if !known {
+            let low = self.b.ins().band_imm_s(term, 1);
+            let ok = self.b.create_block();
+            self.b.ins().brif(low, self.bail, &[], ok, &[]);
+            self.b.switch_to_block(ok);
+        }
+        let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, term, 0);
+        let ok = self.b.create_block();
+        self.b.ins().brif(negative, self.bail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+        let acc = self.b.use_var(accv);
+        let none = self.b.ins().icmp_imm_s(IntCC::Equal, acc, words::NIL as i64);
+        let zero = self.b.ins().iconst(I64, 0);
+        let from = self.b.ins().select(none, zero, acc);
+        let (sum, overflow) = self.b.ins().sadd_overflow(from, term);
+        let ok = self.b.create_block();
+        self.b.ins().brif(overflow, self.bail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+        sum
+    }
+
+    /// The value to return for body value `v`: `v` plus what accumulating
+    /// sums left to add, if any.
+    fn finish_sum(&mut self, v: Value) -> Value {
+        let Some((accv, _)) = self.acc else { return v };
+        let acc = self.b.use_var(accv);
+        let none = self.b.ins().icmp_imm_s(IntCC::Equal, acc, words::NIL as i64);
+        let add = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        self.b.ins().brif(none, done, &[BlockArg::Value(v)], add, &[]);
+        self.b.switch_to_block(add);
+        let known = self.returns_fixnum;
+        let sum = self.add_term(v, known);
+        self.b.ins().jump(done, &[BlockArg::Value(sum)]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
     }
 
     /// Give up unless the arguments of a self call not known to be fixnums
