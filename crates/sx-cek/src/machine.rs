@@ -1205,14 +1205,17 @@ impl Machine {
                 self.err_span = c.spans[n as usize];
                 Ctl::Apply(base)
             }
-            Node::If { test, then, els } => match self.eval_simple(c, *env, *test) {
-                Ok(v) => Ctl::eval(if v.truthy() { *then } else { *els }),
-                Err(Simple::Err) => self.fail_ctl(c, n),
-                Err(Simple::Fallback) => {
-                    self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
-                    Ctl::eval(*test)
+            Node::If { test, then, els } => {
+                // The commonest test, a fixnum comparison of leaves, without
+                // dispatching on the test node's kind (a jump shared by every
+                // simple evaluation, which mispredicts often).
+                if let Node::Call { prim: Some((p, sym)), op: Some(op), leaves, .. } = &c.nodes[*test as usize] {
+                    if let Some(v) = self.binop_leaves(*env, *p, *sym, *op, *leaves) {
+                        return Ctl::eval(if v.truthy() { *then } else { *els });
+                    }
                 }
-            },
+                self.eval_if(c, env, n, *test, *then, *els)
+            }
             Node::Seq(items) => {
                 if items.len() > 1 {
                     self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
@@ -1316,6 +1319,19 @@ impl Machine {
                 Ctl::eval(*name)
             }
             Node::ReRaise => Ctl::Raise(self.lookup_local(*env, 0, 0)),
+        }
+    }
+
+    /// An `if` whose test is not a fixnum comparison of leaves.
+    #[inline(always)]
+    fn eval_if(&mut self, c: &Rc<Code>, env: &Value, n: NodeId, test: NodeId, then: NodeId, els: NodeId) -> Ctl {
+        match self.eval_simple(c, *env, test) {
+            Ok(v) => Ctl::eval(if v.truthy() { then } else { els }),
+            Err(Simple::Err) => self.fail_ctl(c, n),
+            Err(Simple::Fallback) => {
+                self.push_frame(Frame::Node { code: c.clone(), env: *env, node: n, i: 0 });
+                Ctl::eval(test)
+            }
         }
     }
 

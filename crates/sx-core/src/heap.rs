@@ -508,17 +508,13 @@ impl Heap {
             Some(w) => (w * 64 + 64 - tracer.marks[w].leading_zeros() as usize).min(len),
             None => 0,
         };
-        // Slots past the last live object are kept for reuse (their
-        // environment frames' slot arrays go back to the pool, and the next
-        // allocations need no growth) unless they dwarf the live part.
-        let mut freed = 0;
-        let limit = if len <= 4 * end.max(1024) {
-            len
-        } else {
-            freed = self.objs[end..].iter().filter(|o| !matches!(o, Obj::Free(_))).count() as u64;
-            self.objs.truncate(end);
-            end
-        };
+        // Slots past the last live object are kept for reuse, as many as the
+        // allocations until the next collection will likely want (they then
+        // take slots off the free list, inline, instead of growing the
+        // arena; environment frames' slot arrays go back to the pool).
+        let limit = len.min(end + end.max(MIN_GC_INTERVAL));
+        let mut freed = self.objs[limit..].iter().filter(|o| !matches!(o, Obj::Free(_))).count() as u64;
+        self.objs.truncate(limit);
         let mut head = NO_FREE;
         let mut free = 0usize;
         for w in (0..limit.div_ceil(64)).rev() {
@@ -561,8 +557,8 @@ impl Heap {
         }
         self.free_head = head;
         self.free_count = free;
-        if self.objs.capacity() > 4 * end.max(1024) {
-            self.objs.shrink_to(2 * end.max(1024));
+        if self.objs.capacity() > 4 * limit.max(1024) {
+            self.objs.shrink_to(2 * limit.max(1024));
         }
         freed
     }
