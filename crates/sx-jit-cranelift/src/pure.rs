@@ -128,13 +128,11 @@ struct PureGen<'a, 'b> {
     /// The accumulator of a function with accumulating sums (nil until the
     /// first one, then the fixnum sum of what they left to add) and the
     /// number of sums in it (each one a frame the order written would have
-    /// had: past `MAX_SUMS` the pure version gives up, so that a runaway
-    /// recursion meets the depth limit in the ordinary code).
+    /// had: past `max_sums`, the depth limit, the pure version gives up, so
+    /// that a runaway recursion meets the limit in the ordinary code).
     acc: Option<(Variable, Variable)>,
+    max_sums: i64,
 }
-
-/// Accumulating sums per activation of a pure version (see `PureGen::acc`).
-const MAX_SUMS: i64 = 1 << 16;
 
 /// The smallest fixnum.
 const FIXNUM_MIN: i64 = i64::MIN >> 1;
@@ -185,7 +183,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None };
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None, max_sums: f.meta.pure.as_ref().map_or(0, |p| i64::try_from(p.max_depth).unwrap_or(i64::MAX)) };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
@@ -590,7 +588,7 @@ impl PureGen<'_, '_> {
         let Some((_, sumsv)) = self.acc else { unreachable!("accumulate runs only with an accumulator") };
         let sums = self.b.use_var(sumsv);
         let sums = self.b.ins().iadd_imm_s(sums, 1);
-        let too_many = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, sums, MAX_SUMS);
+        let too_many = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, sums, self.max_sums);
         let ok = self.b.create_block();
         self.b.ins().brif(too_many, self.bail, &[], ok, &[]);
         self.b.switch_to_block(ok);
