@@ -35,9 +35,17 @@ pub struct BenchArgs {
     /// machine fewer than about ten leave ratios near 1 to chance).
     #[arg(long, default_value_t = 11)]
     pub iterations: u32,
-    /// Untimed warm-up iterations.
+    /// Untimed warm-up iterations (per process).
     #[arg(long, default_value_t = 1)]
     pub warmup: u32,
+    /// Split the timed iterations over this many rounds; each round runs
+    /// every implementation of a benchmark (tiers, Python, native) once in
+    /// turn, so that a slow spell of a shared machine falls on all of them
+    /// rather than on one. Each round is a new process with its own warm-up,
+    /// and the first iterations of an SX process are slower (its heap is
+    /// still growing), so raise `--warmup` with it.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
     /// Skip the Python comparison.
     #[arg(long)]
     pub no_python: bool,
@@ -63,7 +71,7 @@ pub struct BenchArgs {
 }
 
 /// One measured run (one benchmark on one tier or on Python).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Measurement {
     pub times: Vec<f64>,
     pub result: Option<String>,
@@ -200,6 +208,23 @@ fn python_bench(
     measure(cmd, Duration::from_secs(args.timeout))
 }
 
+/// Add one round's measurement to what the earlier rounds measured (the
+/// first error sticks).
+fn add_round(acc: &mut Outcome, round: Result<Measurement>) {
+    let Ok(a) = acc else { return };
+    match round {
+        Ok(m) => {
+            a.times.extend(m.times);
+            a.compile_us.extend(m.compile_us);
+            a.peak_rss_kb = a.peak_rss_kb.max(m.peak_rss_kb);
+            if m.result.is_some() {
+                a.result = m.result;
+            }
+        }
+        Err(e) => *acc = Err(format!("{e:#}")),
+    }
+}
+
 fn fmt_secs(s: f64) -> String {
     if s < 0.001 {
         format!("{s:.6}")
@@ -229,6 +254,8 @@ pub struct BenchReport {
     pub notes: Vec<String>,
     pub iterations: u32,
     pub warmup: u32,
+    /// Interleaved rounds the iterations were split over.
+    pub rounds: u32,
     /// Native Rust versions, by benchmark.
     pub native: Vec<(String, Measurement)>,
     /// `sx soak` results: (tier, calls per lambda, the JSON it printed or why not).
@@ -277,11 +304,12 @@ pub fn render_markdown(r: &BenchReport) -> String {
     let _ = writeln!(out, "# SX benchmarks\n");
     let _ = writeln!(
         out,
-        "Median wall-clock seconds of {} timed iterations after {} warm-up iteration(s); \
+        "Median wall-clock seconds of {} timed iterations, run in {} interleaved round(s) (each \
+         round runs every implementation in turn, each process after {} warm-up iteration(s)); \
          ratio = tier median / Python median (lower is better); `cek/T` = how many times faster \
          tier T is than the CEK interpreter; `T/native` = tier T median / the same algorithm in Rust \
          (`sx bench --native`: `crates/sx-cli/src/native.rs`, timed by the same loop).\n",
-        r.iterations, r.warmup
+        r.iterations, r.rounds, r.warmup
     );
     let compiled: Vec<&String> = r.tiers.iter().filter(|t| *t != "cek").collect();
     let cek_index = r.tiers.iter().position(|t| t == "cek");
@@ -516,6 +544,7 @@ pub fn render_json(r: &BenchReport) -> Value {
     }
     json!({
         "iterations": r.iterations,
+        "rounds": r.rounds,
         "warmup": r.warmup,
         "tiers": r.tiers,
         "python": r.python,
@@ -607,27 +636,42 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
     };
     report.python = python.is_some();
 
+    let rounds = args.rounds.clamp(1, args.iterations);
+    let per_round = args.iterations.div_ceil(rounds);
+    report.iterations = per_round * rounds;
+    report.rounds = rounds;
     for name in &names {
         let file = Path::new("benches").join(format!("{name}.sx"));
         let arg = ARG_BENCHES.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
-        let per_tier: Vec<Result<Measurement, String>> = tiers
-            .iter()
-            .map(|t| {
-                sx_bench(&sx, &file, t, args, args.iterations, args.warmup, arg)
-                    .map_err(|e| format!("{e:#}"))
-            })
-            .collect();
-        let py = python.and_then(|p| {
-            let script = dir.join("python").join(format!("{name}.py"));
-            if script.exists() {
-                Some(python_bench(p, name, args, arg).map_err(|e| format!("{e:#}")))
-            } else {
-                report
-                    .notes
-                    .push(format!("{name}: no benches/python/{name}.py"));
-                None
+        let script = dir.join("python").join(format!("{name}.py"));
+        let py_runs = python.filter(|_| script.exists());
+        if python.is_some() && py_runs.is_none() {
+            report
+                .notes
+                .push(format!("{name}: no benches/python/{name}.py"));
+        }
+        let native = NATIVE_BENCHES.contains(&name.as_str());
+        // Interleaved rounds: every implementation once per round.
+        let mut per_tier: Vec<Outcome> = tiers.iter().map(|_| Ok(Measurement::default())).collect();
+        let mut py: Option<Outcome> = py_runs.map(|_| Ok(Measurement::default()));
+        let mut native_m: Outcome = Ok(Measurement::default());
+        for _ in 0..rounds {
+            for (t, acc) in tiers.iter().zip(per_tier.iter_mut()) {
+                add_round(acc, sx_bench(&sx, &file, t, args, per_round, args.warmup, arg));
             }
-        });
+            if let (Some(p), Some(acc)) = (py_runs, py.as_mut()) {
+                let mut a = args.clone();
+                a.iterations = per_round;
+                add_round(acc, python_bench(p, name, &a, arg));
+            }
+            if native {
+                let mut cmd = Command::new(&sx);
+                cmd.current_dir(root())
+                    .args(["bench", "--native", "--iterations", &per_round.to_string(), "--warmup", &args.warmup.to_string()])
+                    .arg(&file);
+                add_round(&mut native_m, measure(cmd, Duration::from_secs(args.timeout)));
+            }
+        }
         // All implementations must compute the same thing.
         let mut results: Vec<(String, String)> = tiers
             .iter()
@@ -652,14 +696,10 @@ pub fn bench(args: &BenchArgs) -> Result<bool> {
                 .push(format!("{name}: results differ: {}", shown.join(", ")));
         }
         report.rows.push((name.clone(), per_tier, py));
-        if NATIVE_BENCHES.contains(&name.as_str()) {
-            let mut cmd = Command::new(&sx);
-            cmd.current_dir(root())
-                .args(["bench", "--native", "--iterations", &args.iterations.to_string(), "--warmup", &args.warmup.to_string()])
-                .arg(&file);
-            match measure(cmd, Duration::from_secs(args.timeout)) {
+        if native {
+            match native_m {
                 Ok(m) => report.native.push((name.clone(), m)),
-                Err(e) => report.notes.push(format!("{name} [native]: {e:#}")),
+                Err(e) => report.notes.push(format!("{name} [native]: {e}")),
             }
         }
 
@@ -750,6 +790,22 @@ mod tests {
     }
 
     #[test]
+    fn rounds_add_up_and_the_first_error_sticks() {
+        let one = |t: f64, rss: u64| Measurement { times: vec![t], result: Some("7".into()), peak_rss_kb: Some(rss), compile_us: vec![5] };
+        let mut acc: Outcome = Ok(Measurement::default());
+        add_round(&mut acc, Ok(one(2.0, 10)));
+        add_round(&mut acc, Ok(one(1.0, 30)));
+        let m = acc.clone().expect("two good rounds");
+        assert_eq!(m.times, vec![2.0, 1.0]);
+        assert_eq!(m.compile_us, vec![5, 5]);
+        assert_eq!(m.peak_rss_kb, Some(30));
+        assert_eq!(m.result.as_deref(), Some("7"));
+        add_round(&mut acc, Err(anyhow::anyhow!("crashed")));
+        add_round(&mut acc, Ok(one(3.0, 40)));
+        assert_eq!(acc, Err("crashed".to_string()));
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
@@ -797,6 +853,7 @@ mod tests {
             ],
             notes: vec!["a note".into()],
             iterations: 3,
+            rounds: 1,
             warmup: 1,
             native: vec![("fib".into(), m(&[0.25], "832040"))],
             soak: vec![
