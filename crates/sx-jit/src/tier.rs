@@ -242,20 +242,23 @@ impl JitTier {
         let n = self.link_uses.get().wrapping_add(1);
         self.link_uses.set(n);
         if !n.is_multiple_of(LINK_TOUCH) {
-            let links = self.links.borrow();
-            if let Some((id, weak)) = &links[slot] {
-                if *id == code.id {
-                    if let Some(a) = weak.upgrade() {
-                        if self.cache.borrow().threshold() != 0 {
-                            return Some(a);
-                        }
-                    }
-                }
+            if let Some(a) = self.linked(code) {
+                return Some(a);
             }
         }
         let a = self.cache.borrow_mut().call_compiled(CodeKey(code.id))?;
         self.links.borrow_mut()[slot] = Some((code.id, Rc::downgrade(&a)));
         Some(a)
+    }
+
+    /// The compiled artifact of `code` if the table of links has it (without
+    /// counting anything).
+    fn linked(&self, code: &Code) -> Option<Rc<Artifact>> {
+        let links = self.links.borrow();
+        match &links[(code.id as usize) & (LINKS - 1)] {
+            Some((id, weak)) if *id == code.id && self.cache.borrow().threshold() != 0 => weak.upgrade(),
+            _ => None,
+        }
     }
 
     /// Enough native stack for a compiled call, while compiled code runs
@@ -533,7 +536,7 @@ impl JitTier {
             return; // Already pointing at `f` (a loop's tail call, every turn).
         }
         let Some((lc, parent)) = closure_code(m, f) else { return };
-        let Some(a) = self.cache.borrow().get(CodeKey(lc.id)) else { return };
+        let Some(a) = self.linked(&lc).or_else(|| self.cache.borrow().get(CodeKey(lc.id))) else { return };
         point_ic(ic, &a, f, parent, argc);
     }
 
