@@ -280,8 +280,22 @@ pub unsafe extern "C" fn sx_call(ctx: *mut JitCtx, meta: u64, fp: u64, call: u64
         let f = slot(fp, u64::from(cs.base));
         let args = operands(fp, u64::from(cs.base), u64::from(cs.argc));
         let ic = cs.ic.and_then(|ic| meta.ics.get(ic as usize));
-        // A primitive still bound to its name is applied here even in tail
-        // position (nothing to gain from leaving it to the caller).
+        // A primitive still bound to its name is applied here at once, even
+        // in tail position (nothing to gain from leaving it to the caller).
+        if let Some(p) = cs.prim.filter(|p| f == Value::prim(*p)) {
+            if let Some((nf, min, max, _)) = m.prim_native(p) {
+                let r = if args.len() < min || max.is_some_and(|x| args.len() > x) {
+                    CallResult::Bail
+                } else {
+                    match nf(&mut m.rt, args) {
+                        Ok(v) => return v.0,
+                        // The interpreter redoes the call and raises its error.
+                        Err(_) => CallResult::Bail,
+                    }
+                };
+                return finish_call(m, tier, meta, fp, r, u64::from(cs.base + cs.argc), u64::from(cs.site), u64::from(cs.bail));
+            }
+        }
         if cs.tail && !cs.prim.is_some_and(|p| f == Value::prim(p)) {
             if let Some(cell) = ic {
                 tier.fill_ic(m, f, args.len(), cell);
