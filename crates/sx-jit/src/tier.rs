@@ -213,6 +213,11 @@ impl JitTier {
     /// `Interpret` answer opens a quiet window ([`TierQuiet`]): the calls the
     /// cache would answer the same way are entered without asking.
     fn decide(&self, m: &Machine, code: &Rc<Code>) -> Option<Rc<Artifact>> {
+        // Compiled code the interpreter enters (a callback of `map`, say):
+        // the table of links answers as it does for calls from compiled code.
+        if let Some(a) = self.linked_untouched(code) {
+            return Some(a);
+        }
         let key = CodeKey(code.id);
         let sig = &*m.tier_signals;
         let n = code.calls.get();
@@ -222,7 +227,10 @@ impl JitTier {
         let unseen = if q.counted && q.epoch == sig.epoch.get() { n.wrapping_sub(q.from).saturating_sub(1) } else { 0 };
         let d = self.cache.borrow_mut().on_call_after(key, code.name.as_deref(), unseen);
         match d {
-            CallDecision::Run(a) => Some(a),
+            CallDecision::Run(a) => {
+                self.link(code, &a);
+                Some(a)
+            }
             CallDecision::Interpret => {
                 let (calls, counted) = self.cache.borrow().quiet_calls(key, code.name.as_deref());
                 code.tier_quiet.set(TierQuiet { version: sig.version.get(), epoch: sig.epoch.get(), from: n, until: n.saturating_add(calls), counted });
@@ -238,17 +246,27 @@ impl JitTier {
     /// still goes through the cache, which keeps its LRU order and hit count
     /// (like direct calls of compiled code, the others are not counted there).
     fn compiled(&self, code: &Code) -> Option<Rc<Artifact>> {
-        let slot = (code.id as usize) & (LINKS - 1);
-        let n = self.link_uses.get().wrapping_add(1);
-        self.link_uses.set(n);
-        if !n.is_multiple_of(LINK_TOUCH) {
-            if let Some(a) = self.linked(code) {
-                return Some(a);
-            }
+        if let Some(a) = self.linked_untouched(code) {
+            return Some(a);
         }
         let a = self.cache.borrow_mut().call_compiled(CodeKey(code.id))?;
-        self.links.borrow_mut()[slot] = Some((code.id, Rc::downgrade(&a)));
+        self.link(code, &a);
         Some(a)
+    }
+
+    /// [`JitTier::linked`], except on every `LINK_TOUCH`-th use, when the
+    /// caller must ask the cache instead.
+    fn linked_untouched(&self, code: &Code) -> Option<Rc<Artifact>> {
+        let n = self.link_uses.get().wrapping_add(1);
+        self.link_uses.set(n);
+        if n.is_multiple_of(LINK_TOUCH) {
+            return None;
+        }
+        self.linked(code)
+    }
+
+    fn link(&self, code: &Code, a: &Rc<Artifact>) {
+        self.links.borrow_mut()[(code.id as usize) & (LINKS - 1)] = Some((code.id, Rc::downgrade(a)));
     }
 
     /// The compiled artifact of `code` if the table of links has it (without
