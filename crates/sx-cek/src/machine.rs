@@ -329,6 +329,9 @@ struct MachineRoots<'a> {
     reader_macros: &'a HashMap<String, Value>,
     protocols: &'a HashMap<Rc<str>, Protocol>,
     regs: &'a [Value],
+    /// The payloads of a `Ctl::Resume`/`Ctl::Op` on their way to the run loop.
+    resume_to: Option<Value>,
+    pending_op: &'a [Value],
 }
 
 impl Roots for MachineRoots<'_> {
@@ -346,6 +349,10 @@ impl Roots for MachineRoots<'_> {
         t.mark_all(self.vals);
         t.mark_all(self.extra);
         t.mark_all(self.regs);
+        if let Some(env) = self.resume_to {
+            t.mark(env);
+        }
+        t.mark_all(self.pending_op);
         for v in self.reader_macros.values() {
             t.mark(*v);
         }
@@ -537,6 +544,8 @@ impl Machine {
             reader_macros: &self.reader_macros,
             protocols: &self.protocols,
             regs,
+            resume_to: self.resume_to.as_ref().map(|r| r.1),
+            pending_op: self.pending_op.as_ref().map_or(&[], |p| &p.1[..]),
         };
         self.rt.heap.collect(&roots);
     }
