@@ -359,7 +359,7 @@ impl<'m> Analyzer<'m> {
             // `()` evaluates to a fresh empty list.
             let list_sym = self.m.list_prim_sym;
             let head = self.push(Node::Global { sym: list_sym });
-            return Ok(self.push(Node::Call { head, args: Box::new([]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form, scope: None }));
+            return Ok(self.push(plain_call(head, Box::new([]), form)));
         }
         let head = items[0];
         if let Some(sf) = self.special(head) {
@@ -929,7 +929,7 @@ impl<'m> Analyzer<'m> {
                 let set = a.push(Node::SetLocal { depth: 0, slot: 0, value: lam, define: true });
                 let head = a.push(Node::Local { depth: 0, slot: 0 });
                 let args: Vec<NodeId> = (0..n).map(|i| a.push(Node::Local { depth: 1, slot: i as u16 })).collect();
-                let call = a.push(Node::Call { head, args: args.into(), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form: Value::NIL, scope: None });
+                let call = a.push(plain_call(head, args.into(), Value::NIL));
                 let seq = a.push(Node::Seq(Box::new([set, call])));
                 Ok((seq, 0))
             })?;
@@ -1050,7 +1050,7 @@ impl<'m> Analyzer<'m> {
                 let tv = a.push(Node::Local { depth: 0, slot: 0 });
                 let fnode = a.analyze(f)?;
                 let tv2 = a.push(Node::Local { depth: 0, slot: 0 });
-                let call = a.push(Node::Call { head: fnode, args: Box::new([tv2]), prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form: Value::NIL, scope: None });
+                let call = a.push(plain_call(fnode, Box::new([tv2]), Value::NIL));
                 let rest_in = a.scheme_cond(&clauses[1..], else_sym, arrow)?;
                 Ok((a.push(Node::If { test: tv, then: call, els: rest_in }), 0))
             })?;
@@ -1579,4 +1579,10 @@ impl<'m> Analyzer<'m> {
 /// evaluate a node without frames; for other nodes it always falls back.
 fn may_be_simple(node: &Node) -> bool {
     matches!(node, Node::Const(_) | Node::Local { .. } | Node::Local0 { .. } | Node::Global { .. } | Node::Call { prim: Some(_), .. })
+}
+
+/// A call the analyser builds itself, of arguments that are variables:
+/// no primitive head to apply directly, nothing known about its operands.
+fn plain_call(head: NodeId, args: Box<[NodeId]>, form: Value) -> Node {
+    Node::Call { head, args, prim: None, direct: false, simple_args: true, pure: false, op: None, leaves: [Leaf::NONE; 2], inline: u64::MAX, form, scope: None }
 }

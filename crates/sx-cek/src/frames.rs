@@ -120,5 +120,3 @@ impl sx_core::heap::ExternObj for ContinuationObj {
     }
     sx_core::extern_any!();
 }
-
-

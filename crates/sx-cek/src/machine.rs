@@ -858,6 +858,16 @@ impl Machine {
         op.fixnum(a, b)
     }
 
+    /// [`Machine::eval_simple`] of a call's sub-expression `k` (`sub`), unless
+    /// the call's `inline` mask says it always needs a frame.
+    #[inline(always)]
+    fn eval_operand(&mut self, code: &Code, env: Value, sub: NodeId, inline: u64, k: usize) -> std::result::Result<Value, Simple> {
+        if k < 64 && inline & (1 << k) == 0 {
+            return Err(Simple::Fallback);
+        }
+        self.eval_simple(code, env, sub)
+    }
+
     #[inline(never)]
     fn eval_simple_call(&mut self, code: &Code, env: Value, n: NodeId) -> std::result::Result<Value, Simple> {
         let Node::Call { args, prim: Some((p, sym)), op, .. } = &code.nodes[n as usize] else {
@@ -926,15 +936,7 @@ impl Machine {
             Err(Simple::Err) => return Some(self.fail_ctl(c, n)),
             Err(Simple::Fallback) => return None,
         };
-        let (lc, parent) = match self.rt.heap.get(f) {
-            Some(Obj::Lambda(clo)) => {
-                match closure_code(&mut self.code_cache, &clo.code) {
-                    Some(lc) => (lc, clo.env),
-                    None => return None,
-                }
-            }
-            _ => return None,
-        };
+        let (lc, parent) = self.closure_of(f)?;
         let size = match &lc.params {
             Some(p) if !p.rest && p.required as usize == args.len() => p.frame_size as usize,
             _ => return None,
@@ -1154,10 +1156,8 @@ impl Machine {
             Node::Global { sym } => {
                 let v = self.global(*sym);
                 if v == Value::UNBOUND {
-                    {
                     let e = self.undefined(*sym);
                     self.error_ctl(c, n, e)
-                }
                 } else {
                     Ctl::Ret(v)
                 }
@@ -1197,8 +1197,7 @@ impl Machine {
                 let mut i = 0;
                 while i < total {
                     let sub = if i == 0 { *head } else { args[i - 1] };
-                    let tried = if i < 64 && inline & (1 << i) == 0 { Err(Simple::Fallback) } else { self.eval_simple(c, *env, sub) };
-                    match tried {
+                    match self.eval_operand(c, *env, sub, *inline, i) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
@@ -1400,8 +1399,7 @@ impl Machine {
                 let mut k = i as usize + 1;
                 while k < total {
                     let sub = if k == 0 { *head } else { args[k - 1] };
-                    let tried = if k < 64 && inline & (1 << k) == 0 { Err(Simple::Fallback) } else { self.eval_simple(c, *env, sub) };
-                    match tried {
+                    match self.eval_operand(c, *env, sub, *inline, k) {
                         Ok(v) => self.vals.push(v),
                         Err(Simple::Err) => {
                             self.vals.truncate(base);
@@ -1662,7 +1660,7 @@ impl Machine {
                     Some(c) => c,
                     None => return Err(Error::msg("internal: foreign code object")),
                 };
-                let new_env = self.bind_args(&lc, parent, base)?;
+                let new_env = bind_args(&mut self.rt, &lc, parent, &self.vals[base + 1..])?;
                 self.vals.truncate(base);
                 if self.entries.len() > self.max_depth {
                     return Err(Error::msg("Maximum recursion depth exceeded"));
@@ -1690,57 +1688,6 @@ impl Machine {
             Some(Obj::Macro(_)) => Err(Error::Msg(format!("Not callable: {} (a macro cannot be applied)", sx_core::print::inspect(&self.rt, f)))),
             _ => Err(Error::Msg(format!("Not callable: {}", sx_core::print::inspect(&self.rt, f)))),
         }
-    }
-
-    fn bind_args(&mut self, lc: &Code, parent: Value, base: usize) -> Result<Value> {
-        let Some(p) = &lc.params else {
-            return Err(Error::msg("internal: code is not a lambda"));
-        };
-        let args = &self.vals[base + 1..];
-        let argc = args.len();
-        let req = p.required as usize;
-        if argc < req || (!p.rest && argc > req) {
-            let name = lc.name.as_deref().unwrap_or("lambda");
-            return Err(arity_error(name, req, if p.rest { None } else { Some(req) }, argc));
-        }
-        if !p.rest {
-            return Ok(self.rt.heap.alloc_env(parent, args, p.frame_size as usize));
-        }
-        let mut slots = Vec::with_capacity(p.frame_size as usize);
-        slots.extend_from_slice(&args[..req]);
-        if p.rest {
-            let extra: Vec<Value> = args[req..].to_vec();
-            if p.keys.is_empty() {
-                let l = self.rt.list(extra);
-                slots.push(l);
-            } else {
-                // &key: `:key value` pairs (keywords only; unknown keys are
-                // ignored); everything else goes to the rest list in order.
-                let mut kv = vec![Value::NIL; p.keys.len()];
-                let mut rest = Vec::new();
-                let mut i = 0;
-                while i < extra.len() {
-                    match extra[i].as_keyword() {
-                        Some(kid) if i + 1 < extra.len() => {
-                            let k = self.rt.syms.name(kid);
-                            if let Some(pos) = p.keys.iter().position(|x| **x == *k) {
-                                kv[pos] = extra[i + 1];
-                            }
-                            i += 2;
-                        }
-                        _ => {
-                            rest.push(extra[i]);
-                            i += 1;
-                        }
-                    }
-                }
-                let l = self.rt.list(rest);
-                slots.push(l);
-                slots.extend(kv);
-            }
-        }
-        let size = (p.frame_size as usize).max(slots.len());
-        Ok(self.rt.heap.alloc_env(parent, &slots, size))
     }
 
     // ---- the compiled tier: calls from compiled code and deoptimisation ----
@@ -1881,21 +1828,12 @@ impl Machine {
 
     /// Bind `args` to the parameters of lambda `lc` in a new frame under
     /// `parent` (what a call does before entering the body).
-    pub fn bind_lambda_args(&mut self, lc: &Code, parent: Value, f: Value, args: &[Value]) -> Result<Value> {
-        if let Some(p) = &lc.params {
-            if !p.rest && p.required as usize == args.len() {
-                return Ok(self.rt.heap.alloc_env(parent, args, p.frame_size as usize));
-            }
-        }
-        let base = self.vals.len();
-        self.vals.push(f);
-        self.vals.extend_from_slice(args);
-        let r = self.bind_args(lc, parent, base);
-        self.vals.truncate(base);
-        r
+    pub fn bind_lambda_args(&mut self, lc: &Code, parent: Value, args: &[Value]) -> Result<Value> {
+        bind_args(&mut self.rt, lc, parent, args)
     }
 
     /// The analysed code and captured environment of closure `f`.
+    #[inline]
     pub fn closure_of(&mut self, f: Value) -> Option<(Rc<Code>, Value)> {
         match self.rt.heap.get(f) {
             Some(Obj::Lambda(clo)) => Some((closure_code(&mut self.code_cache, &clo.code)?, clo.env)),
@@ -2377,4 +2315,52 @@ impl Machine {
     }
 }
 
-
+/// Bind `args` to the parameters of lambda `lc` in a new frame under
+/// `parent` (what a call does before entering the body).
+fn bind_args(rt: &mut Rt, lc: &Code, parent: Value, args: &[Value]) -> Result<Value> {
+    let Some(p) = &lc.params else {
+        return Err(Error::msg("internal: code is not a lambda"));
+    };
+    let argc = args.len();
+    let req = p.required as usize;
+    if argc < req || (!p.rest && argc > req) {
+        let name = lc.name.as_deref().unwrap_or("lambda");
+        return Err(arity_error(name, req, if p.rest { None } else { Some(req) }, argc));
+    }
+    if !p.rest {
+        return Ok(rt.heap.alloc_env(parent, args, p.frame_size as usize));
+    }
+    let mut slots = Vec::with_capacity(p.frame_size as usize);
+    slots.extend_from_slice(&args[..req]);
+    let extra = &args[req..];
+    if p.keys.is_empty() {
+        let l = rt.list(extra.to_vec());
+        slots.push(l);
+    } else {
+        // &key: `:key value` pairs (keywords only; unknown keys are
+        // ignored); everything else goes to the rest list in order.
+        let mut kv = vec![Value::NIL; p.keys.len()];
+        let mut rest = Vec::new();
+        let mut i = 0;
+        while i < extra.len() {
+            match extra[i].as_keyword() {
+                Some(kid) if i + 1 < extra.len() => {
+                    let k = rt.syms.name(kid);
+                    if let Some(pos) = p.keys.iter().position(|x| **x == *k) {
+                        kv[pos] = extra[i + 1];
+                    }
+                    i += 2;
+                }
+                _ => {
+                    rest.push(extra[i]);
+                    i += 1;
+                }
+            }
+        }
+        let l = rt.list(rest);
+        slots.push(l);
+        slots.extend(kv);
+    }
+    let size = (p.frame_size as usize).max(slots.len());
+    Ok(rt.heap.alloc_env(parent, &slots, size))
+}

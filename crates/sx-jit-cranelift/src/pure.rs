@@ -125,11 +125,11 @@ struct PureGen<'a, 'b> {
     /// Lower bounds (as integers) of fixnum parameters that hold where code
     /// is being generated: what the tests of the enclosing `if`s imply.
     floors: Vec<(Slot, i64)>,
-    /// The accumulator of a function with accumulating sums (nil until the
-    /// first one, then the fixnum sum of what they left to add) and the
-    /// number of sums in it (each one a frame the order written would have
-    /// had: past `max_sums`, the depth limit, the pure version gives up, so
-    /// that a runaway recursion meets the limit in the ordinary code).
+    /// The accumulator of a function with accumulating sums (the fixnum sum
+    /// of what they left to add) and the number of sums in it (each one a
+    /// frame the order written would have had: past `max_sums`, the depth
+    /// limit, the pure version gives up, so that a runaway recursion meets
+    /// the limit in the ordinary code).
     acc: Option<(Variable, Variable)>,
     max_sums: i64,
 }
@@ -172,9 +172,9 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let room = b.ins().icmp(IntCC::UnsignedGreaterThan, sp, limit);
     let mut args: Vec<BlockArg> = if looping { params[1..].iter().map(|v| BlockArg::Value(*v)).collect() } else { Vec::new() };
     if accumulates {
-        let none = b.ins().iconst(I64, words::NIL as i64);
+        // Nothing accumulated yet: the fixnum 0, after 0 sums.
         let zero = b.ins().iconst(I64, 0);
-        args.push(BlockArg::Value(none));
+        args.push(BlockArg::Value(zero));
         args.push(BlockArg::Value(zero));
     }
     b.ins().brif(room, header, &args, bail, &[]);
@@ -497,17 +497,8 @@ impl PureGen<'_, '_> {
                 return self.accumulate(items, k);
             }
         }
-        let CallSite { base, argc, tail, .. } = self.calls[call as usize];
-        for x in &items[1..items.len() - 1] {
-            self.expr(x);
-        }
-        let known: Vec<bool> = items[1..items.len() - 1].iter().map(|x| self.is_fixnum(x)).collect();
-        let args: Vec<Value> = (0..argc)
-            .map(|k| {
-                let v = self.var(base + 1 + k);
-                self.b.use_var(v)
-            })
-            .collect();
+        let CallSite { argc, tail, .. } = self.calls[call as usize];
+        let (args, known) = self.operands(items, call);
         match items.last() {
             Some(Expr::Prim { op: Some(BinOp::Not), .. }) if argc == 1 => {
                 let t = truthy(&mut self.b, args[0]);
@@ -522,16 +513,8 @@ impl PureGen<'_, '_> {
             Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], (known[0], known[1]), self.bail, as_cond),
             Some(Expr::Call(_)) if tail => {
                 self.check_fixnums(&args, &known);
-                // A loop turn (the loop head polls for interrupts).
-                let mut jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
-                if let Some((accv, sumsv)) = self.acc {
-                    let acc = self.b.use_var(accv);
-                    let sums = self.b.use_var(sumsv);
-                    jargs.push(BlockArg::Value(acc));
-                    jargs.push(BlockArg::Value(sums));
-                }
-                self.b.ins().jump(self.header, &jargs);
-                self.dead()
+                let acc = self.acc.map(|(a, n)| (self.b.use_var(a), self.b.use_var(n)));
+                self.loop_turn(&args, acc)
             }
             Some(Expr::Call(_)) => {
                 self.check_fixnums(&args, &known);
@@ -540,9 +523,7 @@ impl PureGen<'_, '_> {
                 let c = self.b.ins().call(self.me, &all);
                 let r = self.b.inst_results(c)[0];
                 let gave_up = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::PURE_BAIL as i64);
-                let ok = self.b.create_block();
-                self.b.ins().brif(gave_up, self.bail, &[], ok, &[]);
-                self.b.switch_to_block(ok);
+                self.give_up_if(gave_up);
                 r
             }
             _ => {
@@ -562,39 +543,52 @@ impl PureGen<'_, '_> {
     /// the call in the order written.
     fn accumulate(&mut self, items: &[Expr], k: usize) -> Value {
         let other = 3 - k;
-        let CallSite { base, .. } = self.calls[match items[3] {
-            Expr::Prim { call, .. } => call as usize,
-            _ => unreachable!("accumulation_operand checked the shape"),
-        }];
+        let (Expr::Prim { call, .. }, Expr::Seq(sub)) = (&items[3], store_value(&items[k])) else {
+            unreachable!("accumulation_operand checked the shape")
+        };
+        let Some(Expr::Call(c)) = sub.last() else { unreachable!("accumulation_operand checked the shape") };
         self.expr(&items[other]);
-        let term_var = self.var(base + other as Slot);
+        let term_var = self.var(self.calls[*call as usize].base + other as Slot);
         let term = self.b.use_var(term_var);
         let term_known = self.is_fixnum(store_value(&items[other]));
-        let Expr::Seq(sub) = store_value(&items[k]) else { unreachable!("accumulation_operand checked the shape") };
-        let Some(Expr::Call(c)) = sub.last() else { unreachable!("accumulation_operand checked the shape") };
-        let CallSite { base: cbase, argc, .. } = self.calls[*c as usize];
-        for x in &sub[..sub.len() - 1] {
-            self.expr(x);
-        }
-        let known: Vec<bool> = sub[1..sub.len() - 1].iter().map(|x| self.is_fixnum(x)).collect();
-        let args: Vec<Value> = (0..argc)
-            .map(|j| {
-                let v = self.var(cbase + 1 + j);
-                self.b.use_var(v)
-            })
-            .collect();
+        let (args, known) = self.operands(sub, *c);
         self.check_fixnums(&args, &known);
         let sum = self.add_term(term, term_known);
         let Some((_, sumsv)) = self.acc else { unreachable!("accumulate runs only with an accumulator") };
         let sums = self.b.use_var(sumsv);
         let sums = self.b.ins().iadd_imm_s(sums, 1);
         let too_many = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, sums, self.max_sums);
-        let ok = self.b.create_block();
-        self.b.ins().brif(too_many, self.bail, &[], ok, &[]);
-        self.b.switch_to_block(ok);
+        self.give_up_if(too_many);
+        self.loop_turn(&args, Some((sum, sums)))
+    }
+
+    /// The operands of call `call` as lowered (`items`: head, operands, then
+    /// the call), evaluated into its slots, and which are known fixnums.
+    fn operands(&mut self, items: &[Expr], call: u32) -> (Vec<Value>, Vec<bool>) {
+        let CallSite { base, argc, .. } = self.calls[call as usize];
+        let stores = &items[1..items.len() - 1];
+        for x in stores {
+            self.expr(x);
+        }
+        let known = stores.iter().map(|x| self.is_fixnum(x)).collect();
+        let args = (0..argc)
+            .map(|k| {
+                let v = self.var(base + 1 + k);
+                self.b.use_var(v)
+            })
+            .collect();
+        (args, known)
+    }
+
+    /// Go round the loop again with `args` (a self tail call; the loop head
+    /// polls for interrupts), and with `acc` as the accumulator and its
+    /// count when the function has one.
+    fn loop_turn(&mut self, args: &[Value], acc: Option<(Value, Value)>) -> Value {
         let mut jargs: Vec<BlockArg> = args.iter().map(|v| BlockArg::Value(*v)).collect();
-        jargs.push(BlockArg::Value(sum));
-        jargs.push(BlockArg::Value(sums));
+        if let Some((sum, sums)) = acc {
+            jargs.push(BlockArg::Value(sum));
+            jargs.push(BlockArg::Value(sums));
+        }
         self.b.ins().jump(self.header, &jargs);
         self.dead()
     }
@@ -603,43 +597,37 @@ impl PureGen<'_, '_> {
     /// least zero and the sum fits).
     fn add_term(&mut self, term: Value, known: bool) -> Value {
         let Some((accv, _)) = self.acc else { return term };
-        if !known {
-            let low = self.b.ins().band_imm_s(term, 1);
-            let ok = self.b.create_block();
-            self.b.ins().brif(low, self.bail, &[], ok, &[]);
-            self.b.switch_to_block(ok);
-        }
+        self.check_fixnums(&[term], &[known]);
         let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, term, 0);
-        let ok = self.b.create_block();
-        self.b.ins().brif(negative, self.bail, &[], ok, &[]);
-        self.b.switch_to_block(ok);
+        self.give_up_if(negative);
         let acc = self.b.use_var(accv);
-        let none = self.b.ins().icmp_imm_s(IntCC::Equal, acc, words::NIL as i64);
-        let zero = self.b.ins().iconst(I64, 0);
-        let from = self.b.ins().select(none, zero, acc);
-        let (sum, overflow) = self.b.ins().sadd_overflow(from, term);
-        let ok = self.b.create_block();
-        self.b.ins().brif(overflow, self.bail, &[], ok, &[]);
-        self.b.switch_to_block(ok);
+        let (sum, overflow) = self.b.ins().sadd_overflow(acc, term);
+        self.give_up_if(overflow);
         sum
     }
 
     /// The value to return for body value `v`: `v` plus what accumulating
     /// sums left to add, if any.
     fn finish_sum(&mut self, v: Value) -> Value {
-        let Some((accv, _)) = self.acc else { return v };
-        let acc = self.b.use_var(accv);
-        let none = self.b.ins().icmp_imm_s(IntCC::Equal, acc, words::NIL as i64);
+        let Some((_, sumsv)) = self.acc else { return v };
+        let sums = self.b.use_var(sumsv);
         let add = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        self.b.ins().brif(none, done, &[BlockArg::Value(v)], add, &[]);
+        self.b.ins().brif(sums, add, &[], done, &[BlockArg::Value(v)]);
         self.b.switch_to_block(add);
         let known = self.returns_fixnum;
         let sum = self.add_term(v, known);
         self.b.ins().jump(done, &[BlockArg::Value(sum)]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
+    }
+
+    /// Continue only if `cond` is false; else give up.
+    fn give_up_if(&mut self, cond: Value) {
+        let ok = self.b.create_block();
+        self.b.ins().brif(cond, self.bail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
     }
 
     /// Give up unless the arguments of a self call not known to be fixnums
@@ -649,8 +637,6 @@ impl PureGen<'_, '_> {
         let Some((first, rest)) = unknown.split_first() else { return };
         let tags = rest.iter().fold(*first, |acc, v| self.b.ins().bor(acc, *v));
         let low = self.b.ins().band_imm_s(tags, 1);
-        let ok = self.b.create_block();
-        self.b.ins().brif(low, self.bail, &[], ok, &[]);
-        self.b.switch_to_block(ok);
+        self.give_up_if(low);
     }
 }

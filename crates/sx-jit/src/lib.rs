@@ -223,6 +223,11 @@ impl Artifact {
     pub fn is_flat_with_arity(&self, argc: usize) -> bool {
         self.meta.flat.is_some_and(|fl| usize::from(fl.nparams) == argc)
     }
+    /// Can a call with `argc` arguments start it on its argument-vector
+    /// entry (no environment bound)?
+    pub fn runs_on_argv(&self, argc: usize) -> bool {
+        self.argv_entry().is_some() && self.is_flat_with_arity(argc)
+    }
 }
 
 impl Drop for Artifact {

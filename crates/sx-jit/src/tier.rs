@@ -385,11 +385,11 @@ impl JitTier {
     /// How to start compiled code `a` for a call of closure `f` (code `lc`,
     /// captured `parent`) with `args`: the argument vector for a flat
     /// function of that arity, else a bound environment.
-    fn start_for<'a>(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, f: Value, args: &'a [Value]) -> Result<Start<'a>, ()> {
-        if a.argv_entry().is_some() && a.is_flat_with_arity(args.len()) {
+    fn start_for<'a>(&self, m: &mut Machine, a: &Artifact, lc: &Code, parent: Value, args: &'a [Value]) -> Result<Start<'a>, ()> {
+        if a.runs_on_argv(args.len()) {
             return Ok(Start::Args(parent, std::borrow::Cow::Borrowed(args)));
         }
-        m.bind_lambda_args(lc, parent, f, args).map(Start::Env).map_err(|_| ())
+        m.bind_lambda_args(lc, parent, args).map(Start::Env).map_err(|_| ())
     }
 
     /// Run `a` with `env`, performing the tail calls it returns. From the
@@ -417,16 +417,16 @@ impl JitTier {
             args.clear();
             std::mem::swap(&mut args, &mut *self.tail.borrow_mut());
             let f = self.tail_callee.get();
-            if let Some((lc, parent)) = closure_code(m, f) {
+            if let Some((lc, parent)) = m.closure_of(f) {
                 if let Some(next) = self.compiled(&lc) {
                     if !m.interrupt.load(std::sync::atomic::Ordering::Relaxed) && self.room(next.meta().nslots) {
-                        if next.argv_entry().is_some() && next.is_flat_with_arity(args.len()) {
+                        if next.runs_on_argv(args.len()) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
                             start = Start::Args(parent, std::borrow::Cow::Owned(args));
                             continue;
                         }
-                        if let Ok(env) = m.bind_lambda_args(&lc, parent, f, &args) {
+                        if let Ok(env) = m.bind_lambda_args(&lc, parent, &args) {
                             self.count(|c| c.lambda_calls += 1);
                             a = next;
                             self.spare_args(args);
@@ -488,14 +488,14 @@ impl JitTier {
                     Err(_) => CallResult::Bail,
                 };
             }
-        } else if let Some((lc, parent)) = closure_code(m, f) {
+        } else if let Some((lc, parent)) = m.closure_of(f) {
             self.count(|c| c.lambda_calls += 1);
             if let Some(a) = self.compiled(&lc) {
                 if m.interrupt.load(std::sync::atomic::Ordering::Relaxed) || !self.shadow_room(a.meta().nslots) {
                     self.count(|c| c.stack_fallbacks += 1);
                     return self.outcome(m.jit_defer_call(f, args));
                 }
-                let start = match self.start_for(m, &a, &lc, parent, f, args) {
+                let start = match self.start_for(m, &a, &lc, parent, args) {
                     Ok(s) => s,
                     Err(()) => return CallResult::Bail,
                 };
@@ -553,7 +553,7 @@ impl JitTier {
         if ic.closure.get() == f.0 && ic.epoch.get() == crate::epoch() {
             return; // Already pointing at `f` (a loop's tail call, every turn).
         }
-        let Some((lc, parent)) = closure_code(m, f) else { return };
+        let Some((lc, parent)) = m.closure_of(f) else { return };
         let Some(a) = self.linked(&lc).or_else(|| self.cache.borrow().get(CodeKey(lc.id))) else { return };
         point_ic(ic, &a, f, parent, argc);
     }
@@ -608,11 +608,6 @@ pub(crate) unsafe fn refresh_globals(ctx: *mut JitCtx, m: &Machine) {
         (*ctx).epoch = crate::epoch();
         (*ctx).assumptions_epoch = m.assumptions_epoch();
     }
-}
-
-/// The analysed code and captured environment of a closure.
-fn closure_code(m: &mut Machine, f: Value) -> Option<(Rc<Code>, Value)> {
-    m.closure_of(f)
 }
 
 fn is_continuation(m: &Machine, f: Value) -> bool {
