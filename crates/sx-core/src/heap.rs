@@ -184,9 +184,11 @@ pub enum Obj {
     Lambda(Closure),
     Macro(Closure),
     Env(EnvObj),
-    /// An environment frame of at most two slots, stored inline (no
-    /// separate allocation: most calls bind one or two parameters).
-    Env2 { parent: Value, slots: [Value; 2] },
+    /// An environment frame of at most three slots, stored inline (no
+    /// separate allocation: most calls bind one to three parameters). The
+    /// parent is a heap index ([`NO_PARENT`] for nil), so that the object
+    /// stays 32 bytes.
+    Env3 { parent: u32, slots: [Value; 3] },
     Extern(Box<dyn ExternObj>),
 }
 
@@ -200,7 +202,7 @@ impl Obj {
             Obj::Dict(_) => "dict",
             Obj::Lambda(_) => "lambda",
             Obj::Macro(_) => "macro",
-            Obj::Env(_) | Obj::Env2 { .. } => "env",
+            Obj::Env(_) | Obj::Env3 { .. } => "env",
             Obj::Extern(e) => e.type_name(),
         }
     }
@@ -298,6 +300,21 @@ pub struct Heap {
 }
 
 const NO_FREE: u32 = u32::MAX;
+/// The parent index of an [`Obj::Env3`] whose parent is nil.
+pub const NO_PARENT: u32 = u32::MAX;
+
+/// The parent of an [`Obj::Env3`] as a value.
+#[inline(always)]
+pub fn parent_value(parent: u32) -> Value {
+    if parent == NO_PARENT {
+        Value::NIL
+    } else {
+        Value::heap(parent)
+    }
+}
+
+// Every object fits 32 bytes (an `Obj::Env3` with a 64-bit parent would not).
+const _: () = assert!(std::mem::size_of::<Obj>() == 32);
 const MIN_GC_INTERVAL: usize = 100_000;
 
 impl Default for Heap {
@@ -389,18 +406,24 @@ impl Heap {
     /// (the rest nil).
     #[inline(always)]
     pub fn alloc_env(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
-        if size <= 2 && init.len() <= 2 {
-            let slots = match *init {
-                [] => [Value::NIL; 2],
-                [a] => [a, Value::NIL],
-                [a, b, ..] => [a, b],
+        if size <= 3 && init.len() <= 3 {
+            let parent = match parent.heap_index() {
+                Some(i) => i,
+                None if parent == Value::NIL => NO_PARENT,
+                None => return self.alloc_env_boxed(parent, init, size),
             };
-            return self.alloc_with(|| Obj::Env2 { parent, slots });
+            let slots = match *init {
+                [] => [Value::NIL; 3],
+                [a] => [a, Value::NIL, Value::NIL],
+                [a, b] => [a, b, Value::NIL],
+                [a, b, c, ..] => [a, b, c],
+            };
+            return self.alloc_with(|| Obj::Env3 { parent, slots });
         }
         self.alloc_env_boxed(parent, init, size)
     }
 
-    /// [`Heap::alloc_env`] of a frame with more than two slots.
+    /// [`Heap::alloc_env`] of a frame with more than three slots.
     fn alloc_env_boxed(&mut self, parent: Value, init: &[Value], size: usize) -> Value {
         let len = size.max(init.len());
         if let Some(mut b) = self.env_pool.get_mut(len).and_then(|p| p.pop()) {
@@ -420,7 +443,7 @@ impl Heap {
     #[inline]
     pub fn env_parent(&self, env: Value) -> Option<Value> {
         match self.get(env)? {
-            Obj::Env2 { parent, .. } => Some(*parent),
+            Obj::Env3 { parent, .. } => Some(parent_value(*parent)),
             Obj::Env(e) => Some(e.parent),
             _ => None,
         }
@@ -430,7 +453,7 @@ impl Heap {
     #[inline(always)]
     pub fn env_get(&self, env: Value, i: usize) -> Option<Value> {
         match self.get(env)? {
-            Obj::Env2 { slots, .. } => slots.get(i).copied(),
+            Obj::Env3 { slots, .. } => slots.get(i).copied(),
             Obj::Env(e) => e.slots.get(i).copied(),
             _ => None,
         }
@@ -439,7 +462,7 @@ impl Heap {
     #[inline]
     pub fn env_set(&mut self, env: Value, i: usize, x: Value) {
         match self.get_mut(env) {
-            Some(Obj::Env2 { slots, .. }) => {
+            Some(Obj::Env3 { slots, .. }) => {
                 if let Some(s) = slots.get_mut(i) {
                     *s = x;
                 }
@@ -533,7 +556,7 @@ impl Heap {
                 match slot {
                     Obj::Free(next) => *next = head,
                     // Plain data: nothing to release.
-                    Obj::Env2 { .. } | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => {
+                    Obj::Env3 { .. } | Obj::Float(_) | Obj::Int(_) | Obj::Rational(..) => {
                         std::mem::forget(std::mem::replace(slot, Obj::Free(head)));
                         freed += 1;
                     }
@@ -591,8 +614,8 @@ fn trace_obj(obj: &Obj, t: &mut Tracer) {
             t.mark(e.parent);
             t.mark_all(&e.slots);
         }
-        Obj::Env2 { parent, slots } => {
-            t.mark(*parent);
+        Obj::Env3 { parent, slots } => {
+            t.mark(parent_value(*parent));
             t.mark_all(slots);
         }
         Obj::Extern(e) => e.trace(t),

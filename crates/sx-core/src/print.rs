@@ -205,7 +205,7 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, path: &mut V
             }
             None => out.push_str("<macro>"),
         },
-        Some(Obj::Env(_)) | Some(Obj::Env2 { .. }) => out.push_str("<env>"),
+        Some(Obj::Env(_)) | Some(Obj::Env3 { .. }) => out.push_str("<env>"),
         Some(Obj::Extern(e)) => match e.shape() {
             Shape::Ctor(name, fields) => {
                 out.push('(');
