@@ -241,6 +241,7 @@ impl<'m> Analyzer<'m> {
             nodes: std::mem::take(&mut self.nodes),
             spans: std::mem::take(&mut self.spans),
             root,
+            fixed: crate::code::FixedArity::of(params.as_ref()),
             params,
             name,
             file: self.file.clone(),

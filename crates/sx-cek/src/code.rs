@@ -16,6 +16,9 @@ pub struct Code {
     pub root: NodeId,
     /// Present when this unit is a lambda body.
     pub params: Option<Params>,
+    /// `params` read once for the interpreter's call fast path (see
+    /// [`Code::fixed_frame`]).
+    pub fixed: FixedArity,
     pub name: Option<Rc<str>>,
     pub file: Rc<str>,
     /// Keeps the constants embedded in `nodes` alive.
@@ -30,6 +33,31 @@ pub struct Code {
     /// Runtime macro expansions of call sites whose head became a macro
     /// after analysis.
     pub expansions: RefCell<hashbrown::HashMap<NodeId, Rc<Code>>>,
+}
+
+/// A lambda's arity when it takes fixed positional parameters only (no
+/// `&rest`): `required | frame_size << 16`; [`FixedArity::NONE`] otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedArity(u32);
+
+impl FixedArity {
+    pub const NONE: FixedArity = FixedArity(u32::MAX);
+
+    pub fn of(params: Option<&Params>) -> FixedArity {
+        match params {
+            Some(p) if !p.rest && p.required != u16::MAX => FixedArity(u32::from(p.required) | u32::from(p.frame_size) << 16),
+            _ => FixedArity::NONE,
+        }
+    }
+}
+
+impl Code {
+    /// The frame size of a call passing `argc` arguments to this lambda
+    /// when they are exactly its positional parameters.
+    #[inline(always)]
+    pub fn fixed_frame(&self, argc: usize) -> Option<usize> {
+        (self.fixed != FixedArity::NONE && (self.fixed.0 & 0xffff) as usize == argc).then_some((self.fixed.0 >> 16) as usize)
+    }
 }
 
 impl std::fmt::Debug for Code {

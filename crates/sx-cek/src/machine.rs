@@ -242,32 +242,40 @@ pub struct Protocol {
     pub impls: HashMap<Rc<str>, HashMap<Rc<str>, Value>>,
 }
 
-const CODE_CACHE_SIZE: usize = 64;
-type CodeCache = [Option<Rc<Code>>; CODE_CACHE_SIZE];
+const CLOSURE_CACHE_SIZE: usize = 64;
 
-/// The analysed code behind a closure's code object, if it is the CEK's.
-/// Finding out through `Any` costs a virtual call whose 16-byte type id comes
-/// back through memory and stalls the load that compares it, on every call;
-/// so recent answers are cached by the object's address. An entry holds the
-/// code itself, so an equal address means the same live object.
-#[inline(always)]
-fn closure_code(cache: &mut CodeCache, code: &Rc<dyn sx_core::heap::CodeObj>) -> Option<Rc<Code>> {
-    let addr = Rc::as_ptr(code) as *const () as usize;
-    let slot = &mut cache[(addr >> 6) % CODE_CACHE_SIZE];
-    if let Some(c) = slot {
-        if Rc::as_ptr(c) as *const () as usize == addr {
-            return Some(c.clone());
-        }
-    }
-    closure_code_slow(slot, code)
+/// One entry of the machine's closure cache: closure `f` runs `code` in `env`.
+#[derive(Clone)]
+struct ClosureEntry {
+    f: Value,
+    env: Value,
+    code: Option<Rc<Code>>,
 }
 
-#[inline(never)]
-fn closure_code_slow(slot: &mut Option<Rc<Code>>, code: &Rc<dyn sx_core::heap::CodeObj>) -> Option<Rc<Code>> {
-    let any: Rc<dyn std::any::Any> = code.clone();
-    let lc = any.downcast::<Code>().ok()?;
-    *slot = Some(lc.clone());
-    Some(lc)
+impl ClosureEntry {
+    const EMPTY: ClosureEntry = ClosureEntry { f: Value::UNBOUND, env: Value::NIL, code: None };
+}
+
+/// The analysed code and environment of recently called closures, keyed by
+/// the closure value. Finding them from the heap object costs a chain of
+/// dependent loads on every call (the object, its code's vtable for the
+/// `Rc`'s data offset, `Any`'s type id); a closure value names the same
+/// object until the next collection (only a collection frees a slot), so
+/// the cache is valid for the collection count `gc` it was filled under.
+struct ClosureCache {
+    gc: u64,
+    entries: [ClosureEntry; CLOSURE_CACHE_SIZE],
+}
+
+impl ClosureCache {
+    fn new() -> ClosureCache {
+        ClosureCache { gc: 0, entries: std::array::from_fn(|_| ClosureEntry::EMPTY) }
+    }
+
+    #[inline(always)]
+    fn slot(f: Value) -> usize {
+        (f.0 >> 3) as usize % CLOSURE_CACHE_SIZE
+    }
 }
 
 pub struct Machine {
@@ -297,8 +305,8 @@ pub struct Machine {
     err_span_precise: bool,
     /// Backtrace of the last error that reached a run's barrier.
     last_backtrace: Vec<TraceFrame>,
-    /// The analysed code of recently called closures (see [`closure_code`]).
-    code_cache: CodeCache,
+    /// The analysed code of recently called closures (see [`ClosureCache`]).
+    closure_cache: ClosureCache,
     /// The payloads of `Ctl::Enter`, `Ctl::Resume` and `Ctl::Op`, set by
     /// whoever returns one and taken by the run loop at its next step.
     entering: Option<Rc<Code>>,
@@ -402,7 +410,7 @@ impl Machine {
             pending_err: None,
             err_span_precise: false,
             last_backtrace: Vec::new(),
-            code_cache: std::array::from_fn(|_| None),
+            closure_cache: ClosureCache::new(),
             entering: None,
             resume_to: None,
             pending_op: None,
@@ -532,8 +540,9 @@ impl Machine {
     // ---- garbage collection ----
 
     fn collect(&mut self, regs: &[Value]) {
-        // The cache keeps code (and the constants it roots) alive: let go.
-        self.code_cache = std::array::from_fn(|_| None);
+        // The cache keeps code (and the constants it roots) alive, and its
+        // keys name objects only until this collection: let go.
+        self.closure_cache = ClosureCache::new();
         let roots = MachineRoots {
             tier: self.tier.as_deref(),
             deopt: self.deopt.as_ref(),
@@ -548,6 +557,7 @@ impl Machine {
             pending_op: self.pending_op.as_ref().map_or(&[], |p| &p.1[..]),
         };
         self.rt.heap.collect(&roots);
+        self.closure_cache.gc = self.rt.heap.stats.collections;
     }
 
     /// Collect now if allocation since the last collection warrants it.
@@ -718,6 +728,7 @@ impl Machine {
                 spans: vec![Span::default()],
                 root: 0,
                 params: None,
+                fixed: crate::code::FixedArity::NONE,
                 name: None,
                 file: Rc::from(""),
                 consts: None,
@@ -925,7 +936,7 @@ impl Machine {
     /// at most eight fixed parameters: bind the arguments straight into a
     /// new frame, without the value stack or `apply`.
     #[inline]
-    fn enter_small_lambda(&mut self, c: &Code, env_ref: &mut Value, n: NodeId, head: NodeId, args: &[NodeId]) -> Option<Ctl> {
+    fn enter_small_lambda(&mut self, c: &Rc<Code>, env_ref: &mut Value, n: NodeId, head: NodeId, args: &[NodeId]) -> Option<Ctl> {
         let env = *env_ref;
         const MAX: usize = 8;
         if args.len() > MAX {
@@ -936,10 +947,12 @@ impl Machine {
             Err(Simple::Err) => return Some(self.fail_ctl(c, n)),
             Err(Simple::Fallback) => return None,
         };
-        let (lc, parent) = self.closure_of(f)?;
-        let size = match &lc.params {
-            Some(p) if !p.rest && p.required as usize == args.len() => p.frame_size as usize,
-            _ => return None,
+        // A call of the running code itself (recursion) keeps it: no
+        // reference count to bump now and drop at the switch.
+        let (callee, parent, size) = {
+            let (lc, parent) = self.closure_ref(f)?;
+            let size = lc.fixed_frame(args.len())?;
+            (if Rc::ptr_eq(lc, c) { None } else { Some(lc.clone()) }, parent, size)
         };
         let mut slots = [Value::NIL; MAX];
         for (i, a) in args.iter().enumerate() {
@@ -957,8 +970,9 @@ impl Machine {
             return Some(self.error_ctl(c, n, e));
         }
         let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
-        if self.count_entry(&lc) {
-            if let Some(ctl) = self.tier_enter(&lc, new_env) {
+        let lc = callee.as_ref().unwrap_or(c);
+        if self.count_entry(lc) {
+            if let Some(ctl) = self.tier_enter(lc, new_env) {
                 return Some(ctl);
             }
         }
@@ -966,8 +980,13 @@ impl Machine {
             self.collect(&[new_env]);
         }
         *env_ref = new_env;
-        self.entering = Some(lc);
-        Some(Ctl::Enter)
+        match callee {
+            None => Some(Ctl::eval(c.root)),
+            Some(lc) => {
+                self.entering = Some(lc);
+                Some(Ctl::Enter)
+            }
+        }
     }
 
     #[inline]
@@ -1653,32 +1672,28 @@ impl Machine {
                 }
             };
         }
-        match self.rt.heap.get(f) {
-            Some(Obj::Lambda(clo)) => {
-                let parent = clo.env;
-                let lc: Rc<Code> = match closure_code(&mut self.code_cache, &clo.code) {
-                    Some(c) => c,
-                    None => return Err(Error::msg("internal: foreign code object")),
-                };
-                let new_env = bind_args(&mut self.rt, &lc, parent, &self.vals[base + 1..])?;
-                self.vals.truncate(base);
-                if self.entries.len() > self.max_depth {
-                    return Err(Error::msg("Maximum recursion depth exceeded"));
-                }
-                self.check_interrupt()?;
-                if self.count_entry(&lc) {
-                    if let Some(ctl) = self.tier_enter(&lc, new_env) {
-                        return Ok(ctl);
-                    }
-                }
-                *env = new_env;
-                let root = lc.root;
-                *code = lc;
-                if self.rt.heap.wants_collection() {
-                    self.collect(&[new_env]);
-                }
-                Ok(Ctl::eval(root))
+        if let Some((lc, parent)) = self.closure_of(f) {
+            let new_env = bind_args(&mut self.rt, &lc, parent, &self.vals[base + 1..])?;
+            self.vals.truncate(base);
+            if self.entries.len() > self.max_depth {
+                return Err(Error::msg("Maximum recursion depth exceeded"));
             }
+            self.check_interrupt()?;
+            if self.count_entry(&lc) {
+                if let Some(ctl) = self.tier_enter(&lc, new_env) {
+                    return Ok(ctl);
+                }
+            }
+            *env = new_env;
+            let root = lc.root;
+            *code = lc;
+            if self.rt.heap.wants_collection() {
+                self.collect(&[new_env]);
+            }
+            return Ok(Ctl::eval(root));
+        }
+        match self.rt.heap.get(f) {
+            Some(Obj::Lambda(_)) => Err(Error::msg("internal: foreign code object")),
             Some(Obj::Extern(e)) if e.as_any().is::<ContinuationObj>() => {
                 let argc = self.vals.len() - base - 1;
                 let v = if argc == 0 { Value::NIL } else { self.vals[base + 1] };
@@ -1833,12 +1848,38 @@ impl Machine {
     }
 
     /// The analysed code and captured environment of closure `f`.
-    #[inline]
+    #[inline(always)]
     pub fn closure_of(&mut self, f: Value) -> Option<(Rc<Code>, Value)> {
-        match self.rt.heap.get(f) {
-            Some(Obj::Lambda(clo)) => Some((closure_code(&mut self.code_cache, &clo.code)?, clo.env)),
-            _ => None,
+        self.closure_ref(f).map(|(c, env)| (c.clone(), env))
+    }
+
+    /// [`Machine::closure_of`], the code borrowed from the closure cache.
+    #[inline(always)]
+    fn closure_ref(&mut self, f: Value) -> Option<(&Rc<Code>, Value)> {
+        let k = ClosureCache::slot(f);
+        let e = &self.closure_cache.entries[k];
+        if !(e.f == f && self.closure_cache.gc == self.rt.heap.stats.collections && e.code.is_some()) {
+            self.closure_of_slow(f)?;
         }
+        let e = &self.closure_cache.entries[k];
+        Some((e.code.as_ref()?, e.env))
+    }
+
+    #[inline(never)]
+    fn closure_of_slow(&mut self, f: Value) -> Option<(Rc<Code>, Value)> {
+        let Some(Obj::Lambda(clo)) = self.rt.heap.get(f) else { return None };
+        let env = clo.env;
+        let any: Rc<dyn std::any::Any> = clo.code.clone().as_any_rc();
+        let code = any.downcast::<Code>().ok()?;
+        let gc = self.rt.heap.stats.collections;
+        if self.closure_cache.gc != gc {
+            // Someone collected without the machine (an embedder calling the
+            // heap directly): every key may be stale.
+            self.closure_cache = ClosureCache::new();
+            self.closure_cache.gc = gc;
+        }
+        self.closure_cache.entries[ClosureCache::slot(f)] = ClosureEntry { f, env, code: Some(code.clone()) };
+        Some((code, env))
     }
 
     /// The native function of primitive `p`, when it is an ordinary
