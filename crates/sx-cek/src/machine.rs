@@ -970,10 +970,18 @@ impl Machine {
             return Some(self.error_ctl(c, n, e));
         }
         let new_env = self.rt.heap.alloc_env(parent, &slots[..args.len()], size);
+        Some(self.enter_frame(c, env_ref, callee, new_env))
+    }
+
+    /// Enter the body of the lambda `callee` (`None`: the running code `c`
+    /// itself) in its new frame `new_env`: what a call does once its
+    /// arguments are bound.
+    #[inline(always)]
+    fn enter_frame(&mut self, c: &Rc<Code>, env_ref: &mut Value, callee: Option<Rc<Code>>, new_env: Value) -> Ctl {
         let lc = callee.as_ref().unwrap_or(c);
         if self.count_entry(lc) {
             if let Some(ctl) = self.tier_enter(lc, new_env) {
-                return Some(ctl);
+                return ctl;
             }
         }
         if self.rt.heap.wants_collection() {
@@ -981,12 +989,33 @@ impl Machine {
         }
         *env_ref = new_env;
         match callee {
-            None => Some(Ctl::eval(c.root)),
+            None => Ctl::eval(c.root),
             Some(lc) => {
                 self.entering = Some(lc);
-                Some(Ctl::Enter)
+                Ctl::Enter
             }
         }
+    }
+
+    /// A call of node `n` whose head and arguments wait on the value stack
+    /// from `base`: a closure taking exactly these arguments as its fixed
+    /// parameters is entered here; anything else goes to [`Machine::apply`].
+    #[inline(always)]
+    fn finish_call(&mut self, c: &Rc<Code>, env_ref: &mut Value, n: NodeId, base: usize) -> Ctl {
+        let argc = self.vals.len() - base - 1;
+        let f = self.vals[base];
+        if self.entries.len() <= self.max_depth && self.check_interrupt().is_ok() {
+            if let Some((lc, parent)) = self.closure_ref(f) {
+                if let Some(size) = lc.fixed_frame(argc) {
+                    let callee = if Rc::ptr_eq(lc, c) { None } else { Some(lc.clone()) };
+                    let new_env = self.rt.heap.alloc_env(parent, &self.vals[base + 1..], size);
+                    self.vals.truncate(base);
+                    return self.enter_frame(c, env_ref, callee, new_env);
+                }
+            }
+        }
+        self.err_span = c.spans[n as usize];
+        Ctl::Apply(base)
     }
 
     #[inline]
@@ -1229,8 +1258,7 @@ impl Machine {
                     }
                     i += 1;
                 }
-                self.err_span = c.spans[n as usize];
-                Ctl::Apply(base)
+                self.finish_call(c, env, n, base)
             }
             Node::If { test, then, els } => {
                 // The commonest test, a fixnum comparison of leaves, without
@@ -1431,8 +1459,7 @@ impl Machine {
                     }
                     k += 1;
                 }
-                self.err_span = c.spans[n as usize];
-                Ctl::Apply(base)
+                self.finish_call(c, env, n, base)
             }
             Node::Let { inits, body, size, rec } => {
                 if *rec {
