@@ -325,6 +325,10 @@ pub struct Machine {
     watched: std::cell::RefCell<Vec<bool>>,
     /// Bumped whenever a watched global is assigned.
     assumptions_epoch: u64,
+    /// No global that held a primitive was ever assigned another value, so
+    /// a call analysed as a call of a primitive still calls it (see
+    /// [`Machine::prim_bound`]) without looking its global up.
+    prims_intact: bool,
 }
 
 struct MachineRoots<'a> {
@@ -420,6 +424,7 @@ impl Machine {
             interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
             watched: std::cell::RefCell::new(Vec::new()),
             assumptions_epoch: 1,
+            prims_intact: true,
         };
         for (name, sf) in special_form_table() {
             let id = m.rt.syms.intern(name);
@@ -489,12 +494,22 @@ impl Machine {
         self.globals.get(sym as usize).copied().unwrap_or(Value::UNBOUND)
     }
 
+    /// Global `sym` still holds primitive `p`, as it did when a call of
+    /// `sym` was analysed as a call of `p`.
+    #[inline(always)]
+    fn prim_bound(&self, sym: u32, p: u32) -> bool {
+        self.prims_intact || self.global(sym) == Value::prim(p)
+    }
+
     pub fn set_global(&mut self, sym: u32, v: Value) {
         let i = sym as usize;
         if i >= self.globals.len() {
             self.globals.resize(i + 1, Value::UNBOUND);
         }
-        self.globals[i] = v;
+        let old = std::mem::replace(&mut self.globals[i], v);
+        if old != v && old.as_prim().is_some() {
+            self.prims_intact = false;
+        }
         if self.watched.get_mut().get(i).copied().unwrap_or(false) {
             self.assumptions_epoch += 1;
         }
@@ -861,7 +876,7 @@ impl Machine {
     /// bound to its global) of two leaves whose result is a fixnum.
     #[inline(always)]
     fn binop_leaves(&self, env: Value, p: u32, sym: u32, op: BinOp, [x, y]: [Leaf; 2]) -> Option<Value> {
-        if op == BinOp::Not || self.global(sym) != Value::prim(p) {
+        if op == BinOp::Not || !self.prim_bound(sym, p) {
             return None;
         }
         let a = self.leaf_fixnum(env, x)?;
@@ -884,7 +899,7 @@ impl Machine {
         let Node::Call { args, prim: Some((p, sym)), op, .. } = &code.nodes[n as usize] else {
             return Err(Simple::Fallback);
         };
-        if self.global(*sym) != Value::prim(*p) {
+        if !self.prim_bound(*sym, *p) {
             return Err(Simple::Fallback);
         }
         if let Some(op) = op {
@@ -1218,7 +1233,7 @@ impl Machine {
                 }
                 if *direct {
                     if let Some((p, sym)) = prim {
-                        if self.global(*sym) == Value::prim(*p) {
+                        if self.prim_bound(*sym, *p) {
                             match self.eval_simple(c, *env, n) {
                                 Ok(v) => return Ctl::Ret(v),
                                 Err(Simple::Err) => return self.fail_ctl(c, n),
@@ -1430,7 +1445,7 @@ impl Machine {
                 if let (Some(op), Some((p, sym))) = (op, prim) {
                     if i as usize == args.len() && args.len() == 2 {
                         let base = self.vals.len() - i as usize;
-                        if self.vals[base] == Value::prim(*p) && self.global(*sym) == Value::prim(*p) {
+                        if self.vals[base] == Value::prim(*p) && self.prim_bound(*sym, *p) {
                             if let (Some(x), Some(y)) = (self.vals[base + 1].as_fixnum(), v.as_fixnum()) {
                                 if let Some(r) = op.fixnum(x, y) {
                                     self.vals.truncate(base);
