@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-none}
 fn=${FN:-fib}
-sx=target/release/sx
+sx=${SX:-target/release/sx}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ','; }

@@ -301,7 +301,8 @@ impl JitTier {
             }
         };
         // A backend bug must not take the program down: the function stays
-        // interpreted.
+        // interpreted. (Only where panics unwind: the workspace's release
+        // profile aborts instead, for the interpreter's speed; see Cargo.toml.)
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.backend.borrow_mut().compile(&ir)))
             .unwrap_or_else(|_| Err(crate::CompileError::Failed("the code generator panicked".into())));
         let spent = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
