@@ -2056,15 +2056,18 @@ impl Machine {
 
     /// Count an entry of lambda `lc`; true when the compiled tier must be
     /// asked about it (there is one, and `lc` is outside its quiet window).
+    /// Without a compiled tier nothing is counted: the counts are the
+    /// tier's (its call counters and coverage), and the interpreter alone
+    /// does not pay for them.
     #[inline(always)]
     fn count_entry(&mut self, lc: &Code) -> bool {
+        if self.tier.is_none() {
+            return false;
+        }
         let n = lc.calls.get().wrapping_add(1);
         lc.calls.set(n);
         let sig = &*self.tier_signals;
         sig.entries.set(sig.entries.get() + 1);
-        if self.tier.is_none() {
-            return false;
-        }
         let q = lc.tier_quiet.get();
         if q.version == sig.version.get() && n <= q.until {
             if q.counted {
