@@ -33,18 +33,18 @@ pub struct BenchArgs {
     pub filter: Option<String>,
     /// Timed iterations per benchmark (the median is reported; on a shared
     /// machine fewer than about ten leave ratios near 1 to chance).
-    #[arg(long, default_value_t = 11)]
+    #[arg(long, default_value_t = 12)]
     pub iterations: u32,
     /// Untimed warm-up iterations (per process).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 3)]
     pub warmup: u32,
     /// Split the timed iterations over this many rounds; each round runs
     /// every implementation of a benchmark (tiers, Python, native) once in
     /// turn, so that a slow spell of a shared machine falls on all of them
     /// rather than on one. Each round is a new process with its own warm-up,
     /// and the first iterations of an SX process are slower (its heap is
-    /// still growing), so raise `--warmup` with it.
-    #[arg(long, default_value_t = 1)]
+    /// still growing), hence the default warm-up of 3.
+    #[arg(long, default_value_t = 3)]
     pub rounds: u32,
     /// Skip the Python comparison.
     #[arg(long)]
