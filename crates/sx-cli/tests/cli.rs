@@ -22,12 +22,13 @@ fn sx(args: &[&str], stdin: &str) -> (String, String, i32) {
     )
 }
 
-fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sx-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let p = dir.join(name);
+/// A file `name` holding `content` in a fresh directory under the temp dir
+/// (removed when the returned guard is dropped).
+fn temp_file(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new().prefix("sx-cli-test-").tempdir().expect("temp dir");
+    let p = dir.path().join(name);
     std::fs::write(&p, content).expect("write temp file");
-    p
+    (dir, p)
 }
 
 #[test]
@@ -46,7 +47,7 @@ fn print_output_comes_before_the_value() {
 
 #[test]
 fn uncaught_error_reports_file_line_col_and_exits_1() {
-    let f = temp_file("err.sx", "(define (f x)\n  (+ x \"a\"))\n\n(f 1)\n");
+    let (_dir, f) = temp_file("err.sx", "(define (f x)\n  (+ x \"a\"))\n\n(f 1)\n");
     let (out, err, code) = sx(&[f.to_str().expect("utf8 path")], "");
     assert_eq!(out, "");
     assert_eq!(code, 1);
@@ -105,7 +106,7 @@ fn repl_keeps_going_after_errors_and_reads_multi_line_input() {
 
 #[test]
 fn test_subcommand_speaks_the_jsonl_protocol() {
-    let f = temp_file(
+    let (_dir, f) = temp_file(
         "suite.sx",
         "(defsuite \"s\" (deftest \"ok\" (assert-equal 2 (+ 1 1))) (deftest \"bad\" (assert-equal 1 2)))\n",
     );

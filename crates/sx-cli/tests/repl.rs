@@ -2,21 +2,19 @@
 //! driven through a pseudo-terminal (line editing, completion, Ctrl-C, history).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// A fresh path under the temp dir, unique per test and process.
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sx-repl-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+/// A fresh directory under the temp dir, removed when dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("sx-repl-test-").tempdir().expect("temp dir")
 }
 
 /// Runs `sx repl` with `stdin` piped in; returns (stdout, stderr, exit code).
 fn repl(stdin: &str) -> (String, String, i32) {
+    let dir = scratch();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sx"))
         .arg("repl")
-        .env("SX_HISTORY", temp_path("piped-history"))
+        .env("SX_HISTORY", dir.path().join("piped-history"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -121,7 +119,8 @@ fn help_lists_the_commands() {
 
 #[test]
 fn load_runs_a_file_and_prints_its_last_value() {
-    let f = temp_path("load-me.sx");
+    let dir = scratch();
+    let f = dir.path().join("load-me.sx");
     std::fs::write(&f, "(define (triple x) (* 3 x))\n(triple 5)\n").expect("write temp file");
     let (out, err, code) = repl(&format!(":load {}\n(triple 7)\n", f.display()));
     assert_eq!(code, 0, "{err}");
@@ -133,9 +132,10 @@ fn load_runs_a_file_and_prints_its_last_value() {
 
 #[test]
 fn load_reports_errors_and_goes_on() {
-    let bad = temp_path("bad.sx");
+    let dir = scratch();
+    let bad = dir.path().join("bad.sx");
     std::fs::write(&bad, "(define ok 1)\n(undefined-fn 2)\n").expect("write temp file");
-    let missing = temp_path("no-such-file.sx");
+    let missing = dir.path().join("no-such-file.sx");
     let (out, err, code) = repl(&format!(":load {}\n:load {}\nok\n:load\n", missing.display(), bad.display()));
     assert_eq!(code, 0);
     assert!(err.contains("no-such-file.sx"), "{err}");
@@ -317,8 +317,8 @@ mod pty {
 
     #[test]
     fn terminal_session_with_completion_ctrl_c_history_and_ctrl_d() {
-        let history = super::temp_path("pty-history");
-        let _ = std::fs::remove_file(&history);
+        let dir = super::scratch();
+        let history = dir.path().join("pty-history");
         let mut t = Pty::spawn(&history);
         t.expect("sx> ");
         t.send("(define zebra-unique-name 41)\r");
@@ -358,7 +358,8 @@ mod pty {
 
     #[test]
     fn history_is_loaded_and_unwritable_history_is_ignored() {
-        let history = super::temp_path("pty-history-recall");
+        let dir = super::scratch();
+        let history = dir.path().join("pty-history-recall");
         std::fs::write(&history, "#V2\n(+ 20 22)\n").expect("write history");
         let mut t = Pty::spawn(&history);
         t.expect("sx> ");
@@ -370,7 +371,7 @@ mod pty {
         assert_eq!(t.wait_exit(), 0);
 
         // A history path in a missing directory: nothing is read or written, no error.
-        let bad = super::temp_path("no-such-dir").join("history");
+        let bad = dir.path().join("no-such-dir").join("history");
         let mut t = Pty::spawn(&bad);
         t.expect("sx> ");
         t.send("(+ 1 1)\r");
