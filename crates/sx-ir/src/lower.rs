@@ -86,7 +86,7 @@ impl Lowering<'_> {
     fn finish(self, code: &Rc<Code>, flat: Option<Flat>) -> IrFunction {
         let ics: Box<[IcCell]> = (0..self.ics).map(|_| IcCell::default()).collect();
         let body = self.body.unwrap_or(Expr::Const(Value::NIL.0));
-        let pure = flat.and_then(|_| crate::pure::analyse(&body, &self.calls, self.m.max_depth as u64));
+        let pure = flat.and_then(|_| crate::pure::analyse(&body, &self.calls));
         let meta = FnMeta { code: code.clone(), nslots: self.max_slot, sites: self.sites, children: self.children, interpreted_nodes: self.interpreted, flat, ics, calls: self.calls.into(), pure };
         IrFunction { meta: Box::new(meta), body }
     }

@@ -57,17 +57,12 @@ pub struct Pure {
     /// The runtime's assumptions epoch at which `deps` were last found
     /// true, or [`PURE_DISABLED`]. Compiled code reads it on entry.
     pub valid_at: Cell<u64>,
-    /// The machine's depth limit when it was compiled: a pure version that
-    /// turns recursion into a loop (accumulating sums) gives up past as
-    /// many turns, so a runaway recursion meets the limit in the ordinary
-    /// code.
-    pub max_depth: u64,
 }
 
 /// The pure version of a flat function with body `body`, if it can have
 /// one. `valid_at` starts disabled: the runtime sets it once it has
 /// checked the dependencies and watches them.
-pub fn analyse(body: &Expr, calls: &[CallSite], max_depth: u64) -> Option<Pure> {
+pub fn analyse(body: &Expr, calls: &[CallSite]) -> Option<Pure> {
     let mut deps = Vec::new();
     if !pure_expr(body, calls, &mut deps) {
         return None;
@@ -81,7 +76,7 @@ pub fn analyse(body: &Expr, calls: &[CallSite], max_depth: u64) -> Option<Pure> 
         PureDep::Prim { sym, .. } | PureDep::SelfCall { sym } => *sym,
     });
     deps.dedup();
-    Some(Pure { deps: deps.into(), valid_at: Cell::new(PURE_DISABLED), max_depth })
+    Some(Pure { deps: deps.into(), valid_at: Cell::new(PURE_DISABLED) })
 }
 
 /// Is `op` with `argc` operands one the pure version compiles inline?

@@ -680,7 +680,12 @@ impl Gen<'_, '_> {
             let shadow = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::SP);
             let soft = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::SHADOW_SOFT_END);
             let room = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, shadow, soft);
+            // Below the depth limit (at it, the runtime decides).
+            let depth = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DEPTH);
+            let depth_limit = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DEPTH_LIMIT);
+            let shallow = self.b.ins().icmp(IntCC::UnsignedLessThan, depth, depth_limit);
             let a = self.b.ins().band(ok, deep_ok);
+            let a = self.b.ins().band(a, shallow);
             self.b.ins().band(a, room)
         };
         self.b.ins().brif(ok, fast, &[], slow, &[]);

@@ -14,10 +14,12 @@ use sx_ir::{BinOp, CallSite, Expr, IrFunction, Slot, FLAT_VARS};
 use sx_jit::helpers::{HelperId, HelperInfo};
 use sx_jit::{ctx_offsets, words};
 
-/// The signature of a pure version with `n` arguments: `(ctx, args...)`.
+/// The signature of a pure version with `n` arguments: `(ctx, args...,
+/// left)`, where `left` is how many more activations nested in this one the
+/// depth limit allows (see `PureGen::left`).
 pub(crate) fn signature(n: u16, call_conv: CallConv) -> Signature {
     let mut sig = Signature::new(call_conv);
-    for _ in 0..=n {
+    for _ in 0..=n + 1 {
         sig.params.push(AbiParam::new(I64));
     }
     sig.returns.push(AbiParam::new(I64));
@@ -82,8 +84,18 @@ pub(crate) fn emit_guard(b: &mut FunctionBuilder, f: &IrFunction, pure: FuncRef,
     // The attempt.
     b.switch_to_block(attempt);
     b.seal_block(attempt);
+    // This activation is within the limit (its caller checked); the ones
+    // nested in it may number `depth_limit - depth - 1` (0 at or past it).
+    let depth = b.ins().load(I64, fl, ctx, ctx_offsets::DEPTH);
+    let depth_limit = b.ins().load(I64, fl, ctx, ctx_offsets::DEPTH_LIMIT);
+    let mine = b.ins().iadd_imm_s(depth, 1);
+    let room = b.ins().icmp(IntCC::UnsignedGreaterThan, depth_limit, mine);
+    let rest = b.ins().isub(depth_limit, mine);
+    let zero = b.ins().iconst(I64, 0);
+    let left = b.ins().select(room, rest, zero);
     let mut all = vec![ctx];
     all.extend_from_slice(args);
+    all.push(left);
     let call = b.ins().call(pure, &all);
     let r = b.inst_results(call)[0];
     let gave_up = b.ins().icmp_imm_s(IntCC::Equal, r, words::PURE_BAIL as i64);
@@ -98,8 +110,15 @@ pub(crate) fn emit_guard(b: &mut FunctionBuilder, f: &IrFunction, pure: FuncRef,
     b.seal_block(bailed);
     let (sig, addr) = helper(b, helpers, HelperId::sx_pure_bail, call_conv);
     let m = b.ins().iconst(I64, meta);
-    b.ins().call_indirect(sig, addr, &[ctx, m]);
-    b.ins().jump(ordinary, &[]);
+    let call = b.ins().call_indirect(sig, addr, &[ctx, m]);
+    // `UNWIND` when it raised the depth error instead.
+    let raised = b.inst_results(call)[0];
+    let unwind = b.create_block();
+    b.ins().brif(raised, unwind, &[], ordinary, &[]);
+    b.set_cold_block(unwind);
+    b.switch_to_block(unwind);
+    b.seal_block(unwind);
+    b.ins().return_(&[raised]);
 
     b.switch_to_block(ordinary);
     b.seal_block(ordinary);
@@ -127,11 +146,14 @@ struct PureGen<'a, 'b> {
     floors: Vec<(Slot, i64)>,
     /// The accumulator of a function with accumulating sums (the fixnum sum
     /// of what they left to add) and the number of sums in it (each one a
-    /// frame the order written would have had: past `max_sums`, the depth
-    /// limit, the pure version gives up, so that a runaway recursion meets
-    /// the limit in the ordinary code).
+    /// frame the order written would have had).
     acc: Option<(Variable, Variable)>,
-    max_sums: i64,
+    /// How many activations the depth limit allows nested in this one (a
+    /// parameter: each self call passes one less). A self call with none
+    /// left, or more sums than that, is past the limit: the pure version
+    /// gives up saying so (`JitCtx::pure_too_deep`), and the runtime raises
+    /// the depth error the ordinary code would meet.
+    left: Value,
 }
 
 /// The smallest fixnum.
@@ -145,7 +167,8 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
-    let params = b.block_params(entry).to_vec();
+    let mut params = b.block_params(entry).to_vec();
+    let left = params.pop().expect("the signature ends with `left`");
     let ctx = params[0];
     let fl = MemFlagsData::trusted();
     let header = b.create_block();
@@ -183,7 +206,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None, max_sums: f.meta.pure.as_ref().map_or(0, |p| i64::try_from(p.max_depth).unwrap_or(i64::MAX)) };
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None, left };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
@@ -518,8 +541,12 @@ impl PureGen<'_, '_> {
             }
             Some(Expr::Call(_)) => {
                 self.check_fixnums(&args, &known);
+                let none_left = self.b.ins().icmp_imm_s(IntCC::Equal, self.left, 0);
+                self.too_deep_if(none_left);
                 let mut all = vec![self.ctx];
                 all.extend_from_slice(&args);
+                let fewer = self.b.ins().iadd_imm_s(self.left, -1);
+                all.push(fewer);
                 let c = self.b.ins().call(self.me, &all);
                 let r = self.b.inst_results(c)[0];
                 let gave_up = self.b.ins().icmp_imm_s(IntCC::Equal, r, words::PURE_BAIL as i64);
@@ -557,8 +584,8 @@ impl PureGen<'_, '_> {
         let Some((_, sumsv)) = self.acc else { unreachable!("accumulate runs only with an accumulator") };
         let sums = self.b.use_var(sumsv);
         let sums = self.b.ins().iadd_imm_s(sums, 1);
-        let too_many = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, sums, self.max_sums);
-        self.give_up_if(too_many);
+        let too_many = self.b.ins().icmp(IntCC::UnsignedGreaterThan, sums, self.left);
+        self.too_deep_if(too_many);
         self.loop_turn(&args, Some((sum, sums)))
     }
 
@@ -624,6 +651,21 @@ impl PureGen<'_, '_> {
     }
 
     /// Continue only if `cond` is false; else give up.
+    /// Give up when `cond` holds, saying the recursion is past the depth
+    /// limit (see `JitCtx::pure_too_deep`).
+    fn too_deep_if(&mut self, cond: Value) {
+        let too_deep = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(cond, too_deep, &[], ok, &[]);
+        self.b.set_cold_block(too_deep);
+        self.b.switch_to_block(too_deep);
+        self.b.seal_block(too_deep);
+        let one = self.b.ins().iconst(I64, 1);
+        self.b.ins().store(MemFlagsData::trusted(), one, self.ctx, ctx_offsets::PURE_TOO_DEEP);
+        self.b.ins().jump(self.bail, &[]);
+        self.b.switch_to_block(ok);
+    }
+
     fn give_up_if(&mut self, cond: Value) {
         let ok = self.b.create_block();
         self.b.ins().brif(cond, self.bail, &[], ok, &[]);

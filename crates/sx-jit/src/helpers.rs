@@ -58,8 +58,10 @@ macro_rules! foreach_helper {
             /// assumptions again; 1 when they hold (it may run), else 0 (it
             /// is disabled).
             sx_pure_check(ctx, meta);
-            /// A pure version gave up: disable it (the call is run again by
-            /// the ordinary version).
+            /// A pure version gave up: disable it and return 0 (the call is
+            /// run again by the ordinary version); or, when it gave up
+            /// because the recursion is deeper than the depth limit
+            /// (`JitCtx::pure_too_deep`), raise that error and return `UNWIND`.
             sx_pure_bail(ctx, meta);
             /// A periodic safepoint of compiled code: 1 to go on, 0 when an
             /// interrupt is pending (the caller then leaves the call to the
@@ -433,8 +435,29 @@ pub unsafe extern "C" fn sx_pure_check(ctx: *mut JitCtx, meta: u64) -> u64 {
 /// # Safety
 /// Called by compiled code with its context and metadata.
 pub unsafe extern "C" fn sx_pure_bail(ctx: *mut JitCtx, meta: u64) -> u64 {
-    // SAFETY: see `parts` and `meta_ref`.
-    let (tier, meta) = unsafe { (parts(ctx).1, meta_ref(meta)) };
+    // SAFETY: see `parts` and `meta_ref`; `ctx` is valid for this call.
+    let (m, tier, meta, too_deep) = unsafe {
+        let too_deep = std::mem::replace(&mut (*ctx).pure_too_deep, 0) != 0;
+        let (m, tier) = parts(ctx);
+        (m, tier, meta_ref(meta), too_deep)
+    };
+    if too_deep {
+        // The pure version's recursion went past the depth limit (counting
+        // accumulated sums as the frames they stand for): the ordinary
+        // version, recursing in the order written, would meet the limit at
+        // the same call and raise the depth error, and nothing else (a pure
+        // version has no effect). Raise it now instead of recursing to the
+        // limit first. (At the callee's body, as the ordinary version's own
+        // depth check does.)
+        tracing::debug!(target: "sx_jit", event = "pure-too-deep", function = meta.code.name.as_deref().unwrap_or("<lambda>"));
+        let e = sx_core::Error::msg("Maximum recursion depth exceeded");
+        return match m.jit_fail(&meta.code, meta.code.root, e) {
+            JitOutcome::Unwind => words::UNWIND,
+            // `jit_fail` always unwinds; were it not to, the ordinary
+            // version would still run the call.
+            JitOutcome::Value(_) => 0,
+        };
+    }
     tracing::debug!(target: "sx_jit", event = "pure-disabled", function = meta.code.name.as_deref().unwrap_or("<lambda>"), reason = "it gave up (not a fixnum, overflow, deep recursion or an interrupt)");
     tier.note_pure_bail();
     if let Some(p) = &meta.pure {

@@ -71,6 +71,16 @@ pub struct JitCtx {
     /// a tail call. With the machine's own frames it is the depth the
     /// configured limit applies to.
     pub depth: u64,
+    /// Set (1) by a pure version that gives up because one activation
+    /// accumulated more sums than the depth limit allows frames; read and
+    /// cleared by `sx_pure_bail`, which then raises the depth error.
+    pub pure_too_deep: u64,
+    /// A direct call may start only while `depth` is below this: the
+    /// compiled activations the depth limit leaves room for above the
+    /// machine's own frames (`max_depth - Machine::depth()` when compiled
+    /// code was entered). At it, the call goes through the runtime, which
+    /// raises the depth error past the limit.
+    pub depth_limit: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for code generators.
@@ -85,6 +95,8 @@ pub mod ctx_offsets {
     pub const EPOCH: i32 = 72;
     pub const ASSUMPTIONS_EPOCH: i32 = 80;
     pub const DEPTH: i32 = 88;
+    pub const PURE_TOO_DEEP: i32 = 96;
+    pub const DEPTH_LIMIT: i32 = 104;
 
     // The offsets are those of the struct.
     use super::JitCtx;
@@ -99,6 +111,8 @@ pub mod ctx_offsets {
     const _: () = assert!(offset_of!(JitCtx, epoch) == EPOCH as usize);
     const _: () = assert!(offset_of!(JitCtx, assumptions_epoch) == ASSUMPTIONS_EPOCH as usize);
     const _: () = assert!(offset_of!(JitCtx, depth) == DEPTH as usize);
+    const _: () = assert!(offset_of!(JitCtx, pure_too_deep) == PURE_TOO_DEEP as usize);
+    const _: () = assert!(offset_of!(JitCtx, depth_limit) == DEPTH_LIMIT as usize);
 }
 
 /// Direct tail calls between two safepoints.

@@ -117,6 +117,8 @@ impl JitTier {
             epoch: crate::epoch(),
             assumptions_epoch: 0,
             depth: 0,
+            pure_too_deep: 0,
+            depth_limit: u64::MAX,
         };
         Rc::new(JitTier {
             cache,
@@ -368,7 +370,9 @@ impl JitTier {
             // This call may run on another stack segment than its caller.
             let saved_limit = (*ctx).stack_limit;
             let saved_depth = (*ctx).depth;
+            let saved_depth_limit = (*ctx).depth_limit;
             (*ctx).stack_limit = stack_limit();
+            (*ctx).depth_limit = (m.max_depth as u64).saturating_sub(m.depth() as u64);
             (*ctx).tail_budget = crate::TAIL_BUDGET;
             refresh_globals(ctx, m);
             let r = match (start, a.argv_entry()) {
@@ -379,6 +383,7 @@ impl JitTier {
             };
             (*ctx).stack_limit = saved_limit;
             (*ctx).depth = saved_depth;
+            (*ctx).depth_limit = saved_depth_limit;
             r
         }
     }
@@ -500,14 +505,14 @@ impl JitTier {
                     Ok(s) => s,
                     Err(()) => return CallResult::Bail,
                 };
+                // Past the depth limit, counting the compiled frames on the
+                // native stack: the same error as in the interpreter.
+                // SAFETY: a plain read of a field between calls of compiled code.
+                let compiled = unsafe { (*self.ctx.get()).depth } as usize;
+                if m.depth().saturating_add(compiled) > m.max_depth {
+                    return self.outcome(m.jit_fail(&lc, lc.root, sx_core::Error::msg("Maximum recursion depth exceeded")));
+                }
                 if !self.stack_ok_running() {
-                    // Past the depth limit, counting the compiled frames on the
-                    // native stack: the same error as in the interpreter.
-                    // SAFETY: a plain read of a field between calls of compiled code.
-                    let compiled = unsafe { (*self.ctx.get()).depth } as usize;
-                    if m.depth().saturating_add(compiled) > m.max_depth {
-                        return self.outcome(m.jit_fail(&lc, lc.root, sx_core::Error::msg("Maximum recursion depth exceeded")));
-                    }
                     // Deep recursion: continue on a new stack segment, unless
                     // this recursion already used them all (then continue in
                     // the interpreter, which reaches the depth limit sooner).

@@ -159,6 +159,55 @@ mod cranelift {
     }
 
     #[test]
+    fn compiled_recursion_meets_the_configured_depth_limit() {
+        // A small limit, far below what the native stack holds: the
+        // ordinary compiled code (`count` of a list), a pure version's
+        // native self calls (`down`: `-` does not accumulate) and its
+        // accumulated sums (`count`, `pr`) all meet it as the interpreter
+        // does. A pure version past the limit raises the interpreter's
+        // error right away (the ordinary code could only recurse to the same
+        // error) instead of giving up and recursing natively to the limit,
+        // and it stays enabled.
+        let limit = 10_000;
+        let tiers = [sx::Backend::None, sx::Backend::Cranelift];
+        let mut engines: Vec<Engine> = tiers
+            .iter()
+            .map(|b| Engine::with_options(EngineOptions { backend: *b, jit_threshold: Some(1), max_depth: limit, ..EngineOptions::default() }).expect("engine"))
+            .collect();
+        for e in &mut engines {
+            e.eval_str(
+                "(define (pr n) (+ 1 (pr n))) (define (count n) (if (= n 0) 0 (+ 1 (count (- n 1)))))
+                 (define (down n) (if (= n 0) 0 (- (down (- n 1)) 1)))
+                 (define (len-of xs) (if (empty? xs) 0 (+ 1 (len-of (rest xs)))))",
+                "t.sx",
+            )
+            .expect("define");
+        }
+        for src in [
+            "(get (try-call (fn () (pr 0))) :error)",
+            "(count 5000)",
+            "(get (try-call (fn () (count 20000))) :error)",
+            "(count 9000)",
+            "(down 5000)",
+            "(get (try-call (fn () (down 20000))) :error)",
+            "(len-of (range 5000))",
+            "(get (try-call (fn () (len-of (range 20000)))) :error)",
+        ] {
+            let want = engines[0].eval_to_string(src).expect("cek");
+            assert_eq!(engines[1].eval_to_string(src).expect("cranelift"), want, "{src}");
+        }
+        assert_eq!(engines[0].eval_to_string("(count 5000)").expect("cek"), "5000");
+        assert_eq!(engines[0].eval_to_string("(get (try-call (fn () (down 20000))) :error)").expect("cek"), "\"Maximum recursion depth exceeded\"");
+        assert_eq!(engines[0].eval_to_string("(get (try-call (fn () (len-of (range 20000)))) :error)").expect("cek"), "\"Maximum recursion depth exceeded\"");
+        let jit = &engines[1];
+        assert!(jit.jit_report().contains("; 0 pure versions gave up;"), "{}", jit.jit_report());
+        // Uncaught, it is reported where the ordinary compiled code reports
+        // the depth error: at the body of the call past the limit.
+        let at = engines[1].eval_str("(pr 0)", "t.sx").expect_err("runaway").to_string();
+        assert!(at.starts_with("t.sx:1:16: Maximum recursion depth exceeded"), "{at}");
+    }
+
+    #[test]
     fn errors_in_compiled_code_have_the_interpreters_location() {
         let src = "(define (f x)\n  (+ x 1))\n(f 1)\n(f \"one\")";
         let cek = Engine::new().eval_str(src, "loc.sx").expect_err("fails").to_string();
