@@ -650,7 +650,6 @@ impl PureGen<'_, '_> {
         self.b.block_params(done)[0]
     }
 
-    /// Continue only if `cond` is false; else give up.
     /// Give up when `cond` holds, saying the recursion is past the depth
     /// limit (see `JitCtx::pure_too_deep`).
     fn too_deep_if(&mut self, cond: Value) {
@@ -666,6 +665,7 @@ impl PureGen<'_, '_> {
         self.b.switch_to_block(ok);
     }
 
+    /// Continue only if `cond` is false; else give up.
     fn give_up_if(&mut self, cond: Value) {
         let ok = self.b.create_block();
         self.b.ins().brif(cond, self.bail, &[], ok, &[]);
