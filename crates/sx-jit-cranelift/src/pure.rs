@@ -84,15 +84,22 @@ pub(crate) fn emit_guard(b: &mut FunctionBuilder, f: &IrFunction, pure: FuncRef,
     // The attempt.
     b.switch_to_block(attempt);
     b.seal_block(attempt);
-    // This activation is within the limit (its caller checked); the ones
-    // nested in it may number `depth_limit - depth - 1` (0 at or past it).
+    // This activation is within the limit (its caller checked). A call
+    // nested in it is a frame of this activation's continuation, as in the
+    // interpreter: the limit allows one while the activations on the native
+    // stack, this one included, number at most `depth_limit` (the runtime's
+    // check in `JitTier::call`); so `depth_limit - depth` of them.
     let depth = b.ins().load(I64, fl, ctx, ctx_offsets::DEPTH);
     let depth_limit = b.ins().load(I64, fl, ctx, ctx_offsets::DEPTH_LIMIT);
-    let mine = b.ins().iadd_imm_s(depth, 1);
-    let room = b.ins().icmp(IntCC::UnsignedGreaterThan, depth_limit, mine);
-    let rest = b.ins().isub(depth_limit, mine);
+    let room = b.ins().icmp(IntCC::UnsignedGreaterThan, depth_limit, depth);
+    let rest = b.ins().isub(depth_limit, depth);
     let zero = b.ins().iconst(I64, 0);
     let left = b.ins().select(room, rest, zero);
+    // This call was counted by whoever made it; the pure version counts
+    // each of its activations, the first one too.
+    let calls = b.ins().load(I64, fl, ctx, ctx_offsets::DIRECT_CALLS);
+    let calls = b.ins().iadd_imm_s(calls, -1);
+    b.ins().store(fl, calls, ctx, ctx_offsets::DIRECT_CALLS);
     let mut all = vec![ctx];
     all.extend_from_slice(args);
     all.push(left);
@@ -154,6 +161,55 @@ struct PureGen<'a, 'b> {
     /// gives up saying so (`JitCtx::pure_too_deep`), and the runtime raises
     /// the depth error the ordinary code would meet.
     left: Value,
+    /// How many activations of those `left` counts the inlined ones
+    /// enclosing the code being generated have used (0 or 1).
+    left_used: i64,
+    /// The function's body, parameter count and frame size (for inlining
+    /// calls of itself).
+    body: &'a Expr,
+    nparams: u16,
+    frame_size: u16,
+    /// How many levels of self calls are inlined (see
+    /// `PureGen::inline_self`): in the body, and in the copies down to this
+    /// depth ([`PureGen::left_used`] is the depth of the code being
+    /// generated).
+    inline_levels: i64,
+    helpers: &'a [HelperInfo],
+    call_conv: CallConv,
+}
+
+/// The most nodes the inlined copies of a pure function's body may add up to
+/// (see [`inline_levels`]).
+const INLINE_BUDGET: usize = 1500;
+
+/// How many levels of self calls to inline in a pure version of `f`: as
+/// many as fit [`INLINE_BUDGET`] (level `d` adds `sites^d` copies of the
+/// body), at most 2.
+fn inline_levels(f: &IrFunction) -> i64 {
+    let size = nodes(&f.body);
+    let sites = f.meta.calls.iter().filter(|c| c.self_call).count();
+    let mut total = 0;
+    let mut copies = 1;
+    let mut levels = 0;
+    while levels < 2 {
+        copies *= sites;
+        total += copies * size;
+        if total > INLINE_BUDGET {
+            break;
+        }
+        levels += 1;
+    }
+    levels
+}
+
+/// The number of nodes of `e` (a measure of the code an inlined copy adds).
+fn nodes(e: &Expr) -> usize {
+    1 + match e {
+        Expr::Store(_, x) => nodes(x),
+        Expr::If { test, then, els } => nodes(test) + nodes(then) + nodes(els),
+        Expr::And(items) | Expr::Or(items) | Expr::Seq(items) => items.iter().map(nodes).sum(),
+        _ => 0,
+    }
 }
 
 /// The smallest fixnum.
@@ -206,7 +262,8 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
     let mut stored = HashSet::new();
     stored_slots(&f.body, &mut stored);
     let fixnum_params = (0..flat.nparams).map(|i| FLAT_VARS + Slot::from(i)).filter(|s| !stored.contains(s)).collect();
-    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None, left };
+    let inline_levels = inline_levels(f);
+    let mut g = PureGen { b, calls: &f.meta.calls, vars: HashMap::new(), ctx, me, header, bail, fixnum_params, returns_fixnum: true, floors: Vec::new(), acc: None, left, left_used: 0, body: &f.body, nparams: flat.nparams, frame_size: flat.frame_size, inline_levels, helpers, call_conv };
     // Assuming its own calls return fixnums, does every result? (If so the
     // assumption holds: a call returns only what some result position gives.)
     g.returns_fixnum = g.result_fixnum(&f.body);
@@ -223,29 +280,7 @@ pub(crate) fn build(func: &mut Function, fctx: &mut FunctionBuilderContext, f: &
         g.b.def_var(sums, hp[usize::from(flat.nparams) + 1]);
         g.acc = Some((acc, sums));
     }
-    // Internal defines start as nil, as in an interpreter frame.
-    let nil = g.b.ins().iconst(I64, words::NIL as i64);
-    for i in flat.nparams..flat.frame_size {
-        let var = g.var(FLAT_VARS + Slot::from(i));
-        g.b.def_var(var, nil);
-    }
-    // Every activation (a loop turn is a tail call) counts as a compiled call.
-    // Every so often (and so in loops as well as in recursion that never
-    // loops), a safepoint: give up when an interrupt is pending.
-    let calls = g.b.ins().load(I64, fl, ctx, ctx_offsets::DIRECT_CALLS);
-    let calls = g.b.ins().iadd_imm_s(calls, 1);
-    g.b.ins().store(fl, calls, ctx, ctx_offsets::DIRECT_CALLS);
-    let poll = g.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
-    let body = g.b.create_block();
-    let safepoint = g.b.create_block();
-    g.b.ins().brif(poll, body, &[], safepoint, &[]);
-    g.b.set_cold_block(safepoint);
-    g.b.switch_to_block(safepoint);
-    let (sig, addr) = helper(&mut g.b, helpers, HelperId::sx_safepoint, call_conv);
-    let c = g.b.ins().call_indirect(sig, addr, &[ctx]);
-    let go_on = g.b.inst_results(c)[0];
-    g.b.ins().brif(go_on, body, &[], g.bail, &[]);
-    g.b.switch_to_block(body);
+    g.start_activation();
     let v = g.expr(&f.body);
     let v = g.finish_sum(v);
     g.b.ins().return_(&[v]);
@@ -324,6 +359,64 @@ fn has_tail_self_call(e: &Expr, calls: &[CallSite]) -> bool {
 }
 
 impl PureGen<'_, '_> {
+    /// The start of an activation, its parameters defined: internal defines
+    /// start as nil, as in an interpreter frame; the activation counts as a
+    /// compiled call; and every so often (and so in loops as well as in
+    /// recursion that never loops) comes a safepoint, which gives up when an
+    /// interrupt is pending.
+    fn start_activation(&mut self) {
+        let nil = self.word(words::NIL);
+        for i in self.nparams..self.frame_size {
+            let var = self.var(FLAT_VARS + Slot::from(i));
+            self.b.def_var(var, nil);
+        }
+        let fl = MemFlagsData::trusted();
+        let calls = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::DIRECT_CALLS);
+        let calls = self.b.ins().iadd_imm_s(calls, 1);
+        self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
+        if self.left_used > 0 {
+            // The activation it is inlined in polls (one add to memory).
+            return;
+        }
+        let poll = self.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
+        let body = self.b.create_block();
+        let safepoint = self.b.create_block();
+        self.b.ins().brif(poll, body, &[], safepoint, &[]);
+        self.b.set_cold_block(safepoint);
+        self.b.switch_to_block(safepoint);
+        let (sig, addr) = helper(&mut self.b, self.helpers, HelperId::sx_safepoint, self.call_conv);
+        let c = self.b.ins().call_indirect(sig, addr, &[self.ctx]);
+        let go_on = self.b.inst_results(c)[0];
+        self.b.ins().brif(go_on, body, &[], self.bail, &[]);
+        self.b.switch_to_block(body);
+    }
+
+    /// A non-tail call of itself with `args` (fixnums) as one more
+    /// activation of the body generated in place: what a call costs (the frame, the saved registers, the
+    /// entry checks) goes, most of all for the calls that end the
+    /// recursion. Self calls in the copy are calls (tail ones too: the copy
+    /// has no loop head), so the code grows by one body per call site.
+    fn inline_self(&mut self, args: &[Value]) -> Value {
+        // The copy's slots are its own: a fresh set of variables, and none
+        // of the bounds the enclosing tests established for the caller's.
+        let vars = std::mem::take(&mut self.vars);
+        let floors = std::mem::take(&mut self.floors);
+        let acc = self.acc.take();
+        self.left_used += 1;
+        for (i, a) in args.iter().enumerate() {
+            let var = self.var(FLAT_VARS + i as Slot);
+            self.b.def_var(var, *a);
+        }
+        self.start_activation();
+        let body = self.body;
+        let v = self.expr(body);
+        self.left_used -= 1;
+        self.acc = acc;
+        self.floors = floors;
+        self.vars = vars;
+        v
+    }
+
     /// A fixnum parameter or fixnum constant operand: `Ok(slot)` or
     /// `Err(value)`.
     fn operand(&self, e: &Expr) -> Option<Result<Slot, i64>> {
@@ -534,18 +627,23 @@ impl PureGen<'_, '_> {
                 self.b.ins().isub(args[0], args[1])
             }
             Some(Expr::Prim { op: Some(op), .. }) if argc == 2 => fixnum_op(&mut self.b, *op, args[0], args[1], (known[0], known[1]), self.bail, as_cond),
-            Some(Expr::Call(_)) if tail => {
+            Some(Expr::Call(_)) if tail && self.left_used == 0 => {
                 self.check_fixnums(&args, &known);
                 let acc = self.acc.map(|(a, n)| (self.b.use_var(a), self.b.use_var(n)));
                 self.loop_turn(&args, acc)
             }
             Some(Expr::Call(_)) => {
                 self.check_fixnums(&args, &known);
-                let none_left = self.b.ins().icmp_imm_s(IntCC::Equal, self.left, 0);
+                // This activation may have one more nested in it if `left`
+                // allows more than those already used.
+                let none_left = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, self.left, self.left_used);
                 self.too_deep_if(none_left);
+                if self.left_used < self.inline_levels {
+                    return self.inline_self(&args);
+                }
+                let fewer = self.b.ins().iadd_imm_s(self.left, -1 - self.left_used);
                 let mut all = vec![self.ctx];
                 all.extend_from_slice(&args);
-                let fewer = self.b.ins().iadd_imm_s(self.left, -1);
                 all.push(fewer);
                 let c = self.b.ins().call(self.me, &all);
                 let r = self.b.inst_results(c)[0];

@@ -208,6 +208,91 @@ mod cranelift {
     }
 
     #[test]
+    fn compiled_recursion_reaches_the_depth_limit_exactly_where_the_interpreter_does() {
+        // The deepest call that succeeds, found on the CEK, and the next
+        // one that fails, for each kind of compiled recursion: the ordinary
+        // code (it calls `len`), a pure version's own calls (with two levels
+        // inlined: the limit can fall in a copy or in a native call), with
+        // two call sites, and accumulated sums. (In each, a
+        // nested activation stands for one interpreter frame: the pending
+        // operation it returns to. A call nested in several pending
+        // operations is one compiled activation but several interpreter
+        // frames, and meets the limit later.)
+        let limit = 1000;
+        let defs = [
+            ("ord", "(define (ord n) (if (= n 0) (len \"\") (+ 1 (ord (- n 1)))))"),
+            ("down", "(define (down n) (if (= n 0) 0 (- (down (- n 1)) 1)))"),
+            ("two", "(define (two n) (if (< n 1) 0 (- (two (- n 1)) (two (- n n)))))"),
+            ("acc", "(define (acc n) (if (= n 0) 0 (+ 1 (acc (- n 1)))))"),
+        ];
+        let engines: Vec<Engine> = [sx::Backend::None, sx::Backend::Cranelift]
+            .iter()
+            .map(|b| Engine::with_options(EngineOptions { backend: *b, jit_threshold: Some(1), max_depth: limit, ..EngineOptions::default() }).expect("engine"))
+            .collect();
+        let mut engines = engines;
+        for e in &mut engines {
+            for (_, d) in defs {
+                e.eval_str(d, "t.sx").expect("define");
+            }
+        }
+        let outcome = |e: &mut Engine, name: &str, n: usize| e.eval_to_string(&format!("(let ((r (try-call (fn () ({name} {n}))))) (if (get r :ok) \"ok\" (get r :error)))")).expect("runs");
+        for (name, _) in defs {
+            // Largest n that succeeds on the CEK (binary search).
+            let (mut lo, mut hi) = (0, 2 * limit);
+            while lo + 1 < hi {
+                let mid = (lo + hi) / 2;
+                if outcome(&mut engines[0], name, mid) == "\"ok\"" {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            assert!(lo > limit / 2, "{name}: {lo}");
+            for n in [lo - 2, lo - 1, lo, lo + 1, lo + 2] {
+                let want = outcome(&mut engines[0], name, n);
+                assert_eq!(outcome(&mut engines[1], name, n), want, "{name} {n}");
+            }
+            assert_eq!(engines[1].eval_to_string(&format!("(jit-compiled? {name})")).expect("asks"), "true", "{name}");
+        }
+        assert!(engines[1].jit_report().contains("; 0 pure versions gave up;"), "{}", engines[1].jit_report());
+    }
+
+    #[test]
+    fn inlined_self_calls_compute_what_the_interpreter_does() {
+        // Pure versions inline their own calls one or two levels deep:
+        // results, a non-fixnum or an overflow met inside an inlined copy
+        // (the ordinary code redoes the call), and every activation counted.
+        let defs = "(define (tak x y z) (if (< y x) (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y)) z))
+                    (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+                    (define (dbl n) (if (= n 0) 1 (* 2 (dbl (- n 1)))))
+                    (define (half n) (if (< n 1) n (half (- n 2))))";
+        let srcs = ["(tak 18 12 6)", "(tak 12 8 4)", "(fib 25)", "(dbl 40)", "(dbl 70)", "(fib 20)", "(half 9)", "(half 9.5)", "(fib 2.5)"];
+        let mut cek = Engine::new();
+        let mut jit = engine(1);
+        cek.eval_str(defs, "t.sx").expect("define");
+        jit.eval_str(defs, "t.sx").expect("define");
+        for src in srcs {
+            assert_eq!(jit.eval_to_string(src).expect("jit"), cek.eval_to_string(src).expect("cek"), "{src}");
+        }
+        assert_eq!(jit.eval_to_string("(tak 18 12 6)").expect("tak"), "7");
+        assert_eq!(jit.eval_to_string("(dbl 70)").expect("dbl"), "1.1805916207174113e21");
+        let (calls, compiled) = jit.jit_call_coverage().expect("a tier is installed");
+        assert_eq!(calls, compiled, "every call ran compiled code");
+        // Every activation of tak counts, inlined or not: as many calls as
+        // the interpreter makes.
+        let count = |mut e: Engine| {
+            e.eval_str(defs, "t.sx").expect("define");
+            e.eval_to_string("(tak 18 12 6)").expect("tak");
+            e.jit_call_coverage().expect("a tier is installed")
+        };
+        let interpreted = count(Engine::with_code_generator(EngineOptions { jit_threshold: Some(1), ..EngineOptions::default() }, Box::new(Declines)));
+        let compiled = count(engine(1));
+        assert_eq!(interpreted.1, 0);
+        assert_eq!(interpreted.0, 63_609);
+        assert_eq!(compiled, (interpreted.0, interpreted.0));
+    }
+
+    #[test]
     fn errors_in_compiled_code_have_the_interpreters_location() {
         let src = "(define (f x)\n  (+ x 1))\n(f 1)\n(f \"one\")";
         let cek = Engine::new().eval_str(src, "loc.sx").expect_err("fails").to_string();
