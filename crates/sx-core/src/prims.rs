@@ -5,7 +5,7 @@
 use crate::error::{arity_error, type_error, Error, Result};
 use crate::heap::{DictMap, ListObj, Obj, Shape};
 use crate::num::{self, Num};
-use crate::print::{display, inspect};
+use crate::print::{display, display_into, inspect};
 use crate::rt::Rt;
 use crate::value::Value;
 use std::rc::Rc;
@@ -120,8 +120,8 @@ prims! {
     "make-symbol" [1, n(1), true] => |rt, a| { let s = rt.expect_str("make-symbol", a[0])?; Ok(rt.symbol(&s)) };
     "gensym" [0, n(1), false] => |rt, a| { let prefix = if a.is_empty() { Rc::from("g") } else { rt.key_of(a[0]).unwrap_or_else(|| Rc::from("g")) }; rt.gensym_counter += 1; let name = format!("{prefix}{}", rt.gensym_counter); Ok(rt.symbol(&name)) };
     // strings
-    "str" [0, V, true] => |rt, a| { let mut s = String::new(); for v in a { s.push_str(&display(rt, *v)); } Ok(rt.string(s)) };
-    "string-append" [0, V, true] => |rt, a| { let mut s = String::new(); for v in a { s.push_str(&display(rt, *v)); } Ok(rt.string(s)) };
+    "str" [0, V, true] => |rt, a| Ok(rt.string_with(|rt, s| a.iter().for_each(|v| display_into(rt, *v, s))));
+    "string-append" [0, V, true] => |rt, a| Ok(rt.string_with(|rt, s| a.iter().for_each(|v| display_into(rt, *v, s))));
     "upper" [1, n(1), true] => |rt, a| { let s = rt.expect_str("upper", a[0])?; Ok(rt.string(s.to_uppercase())) };
     "upcase" [1, n(1), true] => |rt, a| { let s = rt.expect_str("upcase", a[0])?; Ok(rt.string(s.to_uppercase())) };
     "lower" [1, n(1), true] => |rt, a| { let s = rt.expect_str("lower", a[0])?; Ok(rt.string(s.to_lowercase())) };
@@ -757,8 +757,14 @@ fn p_join(rt: &mut Rt, a: &[Value]) -> Result<Value> {
         _ => (rt.expect_str("join", a[1])?, a[0]),
     };
     let items = rt.expect_list("join", list)?;
-    let parts: Vec<String> = items.iter().map(|v| display(rt, *v)).collect();
-    Ok(rt.string(parts.join(&sep)))
+    Ok(rt.string_with(|rt, s| {
+        for (i, v) in items.iter().enumerate() {
+            if i > 0 {
+                s.push_str(&sep);
+            }
+            display_into(rt, *v, s);
+        }
+    }))
 }
 
 fn p_index_of(rt: &mut Rt, a: &[Value]) -> Result<Value> {

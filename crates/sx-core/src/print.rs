@@ -16,12 +16,28 @@ pub fn inspect(rt: &Rt, v: Value) -> String {
 
 /// The display form: strings without quotes, `nil` as the empty string.
 pub fn display(rt: &Rt, v: Value) -> String {
-    if v.is_nil() {
-        return String::new();
-    }
     let mut out = String::new();
-    write_value(rt, v, false, &mut out, &mut Vec::new());
+    display_into(rt, v, &mut out);
     out
+}
+
+/// Append the display form of `v` to `out` (what `str` does for each
+/// argument): integers and strings without going through a formatter.
+pub fn display_into(rt: &Rt, v: Value, out: &mut String) {
+    if let Some(n) = v.as_fixnum() {
+        out.push_str(itoa::Buffer::new().format(n));
+        return;
+    }
+    if v.is_nil() {
+        return;
+    }
+    if v.is_heap() {
+        if let Some(Obj::Str(s)) = rt.heap.get(v) {
+            out.push_str(&s.s);
+            return;
+        }
+    }
+    write_value(rt, v, false, out, &mut Vec::new());
 }
 
 /// Shortest round-trip float text; whole floats keep `.0`.
@@ -95,7 +111,7 @@ fn write_value(rt: &Rt, v: Value, readable: bool, out: &mut String, path: &mut V
         return;
     }
     if let Some(n) = v.as_fixnum() {
-        let _ = write!(out, "{n}");
+        out.push_str(itoa::Buffer::new().format(n));
         return;
     }
     if v.is_nil() {

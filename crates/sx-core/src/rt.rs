@@ -15,6 +15,8 @@ pub struct Rt {
     pub out: Box<dyn Write>,
     rng: u64,
     pub gensym_counter: u64,
+    /// The buffer [`Rt::string_with`] writes into (kept between calls).
+    scratch: String,
 }
 
 impl Default for Rt {
@@ -31,6 +33,7 @@ impl Rt {
             out: Box::new(std::io::stdout()),
             rng: 0x9E37_79B9_7F4A_7C15,
             gensym_counter: 0,
+            scratch: String::new(),
         }
     }
 
@@ -67,6 +70,21 @@ impl Rt {
 
     pub fn string(&mut self, s: String) -> Value {
         self.heap.alloc(Obj::Str(SxStr::new(Rc::from(s))))
+    }
+
+    /// A new string of what `write` appends to the buffer it is given: the
+    /// buffer is reused from call to call, so the string's own allocation is
+    /// the only one.
+    pub fn string_with(&mut self, write: impl FnOnce(&Rt, &mut String)) -> Value {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        write(self, &mut buf);
+        let v = self.heap.alloc(Obj::Str(SxStr::new(Rc::from(buf.as_str()))));
+        // A huge one is not kept.
+        if buf.capacity() <= 1 << 16 {
+            self.scratch = buf;
+        }
+        v
     }
 
     pub fn str_rc(&mut self, s: Rc<str>) -> Value {
