@@ -926,6 +926,17 @@ impl Machine {
                 }
             };
         }
+        if let [a] = **args {
+            // One argument (`first`, `rest`, `empty?`, ...): no value stack.
+            let a = self.eval_simple(code, env, a)?;
+            return match self.call_native_with(*p, std::slice::from_ref(&a)) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.err_span = code.spans[n as usize];
+                    Err(self.fail(e))
+                }
+            };
+        }
         let base = self.vals.len();
         for a in args.iter() {
             match self.eval_simple(code, env, *a) {
@@ -1031,6 +1042,24 @@ impl Machine {
         }
         self.err_span = c.spans[n as usize];
         Ctl::Apply(base)
+    }
+
+    /// Native primitive `p` applied to `args` (not on the value stack).
+    #[inline]
+    fn call_native_with(&mut self, p: u32, args: &[Value]) -> Result<Value> {
+        let prim = &self.prims[p as usize];
+        let argc = args.len();
+        if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
+            return Err(arity_error(prim.name, prim.min, prim.max, argc));
+        }
+        match prim.kind {
+            PrimKind::Native(f) => f(&mut self.rt, args),
+            PrimKind::Host(ref f) => {
+                let f = f.clone();
+                f(&mut self.rt, args)
+            }
+            PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
+        }
     }
 
     #[inline]
