@@ -161,13 +161,29 @@ struct DeoptFrame {
     vals: (u32, u32),
 }
 
+/// Frames set aside while a deoptimisation passes down through runs and
+/// compiled activations (with `vbase` relative to `vals`).
+struct Segment {
+    entries: Vec<Entry>,
+    vals: Vec<Value>,
+}
+
 /// The state gathered while compiled activations unwind.
 #[derive(Default)]
 pub(crate) struct DeoptState {
-    /// Frames (and their value-stack segment) of the interrupted nested run,
-    /// with `vbase` relative to `vals`.
-    nested: Vec<Entry>,
-    nested_vals: Vec<Value>,
+    /// Frames set aside on the way down: of interrupted nested runs, and of
+    /// the compiled activations between them when a raise passed through
+    /// without stopping. Innermost first; rebuilt outermost first where
+    /// the deoptimisation finishes, each frame moved once (moving them at
+    /// every run on the way made a deep raise quadratic).
+    nested: Vec<Segment>,
+    /// Does a frame of `nested` stop a raise's search (see
+    /// [`stops_raise`])?
+    nested_stops_raise: bool,
+    /// What the frames of `nested` alone decide for
+    /// [`Machine::raise_skips_frames`] (the first deciding frame, topmost
+    /// first), if one does.
+    nested_skip_verdict: Option<bool>,
     resume: Option<ResumePoint>,
     /// Pending frames of the compiled activations: `frames[activations[k]..]`
     /// up to the next start belong to activation `k`; activations are added
@@ -187,10 +203,12 @@ pub(crate) struct DeoptState {
 
 impl DeoptState {
     fn trace(&self, t: &mut Tracer) {
-        for e in &self.nested {
-            e.frame.trace(t);
+        for seg in &self.nested {
+            for e in &seg.entries {
+                e.frame.trace(t);
+            }
+            t.mark_all(&seg.vals);
         }
-        t.mark_all(&self.nested_vals);
         for f in &self.frames {
             t.mark(f.env);
         }
@@ -1838,20 +1856,10 @@ impl Machine {
                 let nested_vals: Vec<Value> = self.vals.drain(vstart..).collect();
                 self.entries.truncate(base_entries);
                 self.vals.truncate(base_vals);
-                if let Some(st) = self.deopt.as_mut() {
-                    // An inner boundary may already have collected frames:
-                    // they sit above ours.
-                    let mut inner = std::mem::take(&mut st.nested);
-                    let inner_vals = std::mem::take(&mut st.nested_vals);
-                    let shift = nested_vals.len() as u32;
-                    for e in &mut inner {
-                        e.vbase += shift;
-                    }
-                    nested.extend(inner);
-                    let mut all_vals = nested_vals;
-                    all_vals.extend(inner_vals);
-                    st.nested = nested;
-                    st.nested_vals = all_vals;
+                if let Some(mut st) = self.deopt.take() {
+                    // Frames an inner boundary set aside sit above ours.
+                    self.set_aside(&mut st, Segment { entries: nested, vals: nested_vals });
+                    self.deopt = Some(st);
                 }
                 JitOutcome::Unwind
             }
@@ -2032,20 +2040,39 @@ impl Machine {
     /// compiled activations stood for, then the interrupted run's frames,
     /// and continue where it stopped.
     pub(crate) fn finish_deopt(&mut self) -> Ctl {
-        let Some(st) = self.deopt.take() else {
+        let Some(mut st) = self.deopt.take() else {
             return Ctl::Raise(self.rt.str("internal: deoptimisation without state"));
         };
-        // Outermost activation first; each one's frames are stored outermost first.
-        for (k, &start) in st.activations.iter().enumerate().rev() {
-            let end = st.activations.get(k + 1).copied().unwrap_or(st.frames.len());
-            for f in &st.frames[start..end] {
-                let vbase = self.vals.len() as u32;
-                let (a, n) = (f.vals.0 as usize, f.vals.1 as usize);
-                self.vals.extend_from_slice(&st.frame_vals[a..a + n]);
-                push_entry(&mut self.entries, || Entry { frame: Frame::Node { code: f.code.clone(), env: f.env, node: f.node, i: f.i }, vbase });
+        if let Some(ResumePoint::Raise { .. }) = st.resume {
+            if !st.nested_stops_raise && self.jit_barrier_before(stops_raise) {
+                // With the frames rebuilt on top, the raise would only pass
+                // through this run to the compiled code below it (see
+                // `Machine::raise`): set the compiled frames aside too and go
+                // on down, rebuilding nothing here.
+                let mut seg = Segment { entries: Vec::new(), vals: Vec::new() };
+                rebuild_activations(&st, &mut seg.entries, &mut seg.vals);
+                st.frames.clear();
+                st.frame_vals.clear();
+                st.activations.clear();
+                self.set_aside(&mut st, seg);
+                // What `deopt_for_raise` decides with those frames on top.
+                st.discard = match st.nested_skip_verdict {
+                    Some(v) => v,
+                    None => self.raise_skips_frames(false),
+                };
+                if st.discard {
+                    st.nested.clear();
+                    st.nested_stops_raise = false;
+                    st.nested_skip_verdict = None;
+                }
+                self.deopt = Some(st);
+                return Ctl::Deopt;
             }
         }
-        self.reinstate(st.nested, &st.nested_vals);
+        rebuild_activations(&st, &mut self.entries, &mut self.vals);
+        for seg in st.nested.into_iter().rev() {
+            self.reinstate(seg.entries, &seg.vals);
+        }
         match st.resume {
             Some(ResumePoint::Eval { code, env, node }) => {
                 self.resume_to = Some((code, env, node));
@@ -2264,8 +2291,7 @@ impl Machine {
     // ---- errors ----
 
     fn raise(&mut self, v: Value, continuable: bool) -> std::result::Result<Ctl, Value> {
-        let handlers_here = |f: &Frame| matches!(f, Frame::Handlers { .. } | Frame::Guard { .. } | Frame::TryCall);
-        if self.jit_barrier_before(handlers_here) {
+        if self.jit_barrier_before(stops_raise) {
             // The handlers are below compiled frames: rebuild them first
             // (or drop them, when the handler will drop them anyway).
             self.deopt_for_raise(v, continuable, false);
@@ -2358,16 +2384,36 @@ impl Machine {
     fn raise_skips_frames(&self, from_compiled: bool) -> bool {
         let mut below_barrier = from_compiled;
         for e in self.entries.iter().rev() {
-            match &e.frame {
-                Frame::Guard { .. } | Frame::TryCall => return true,
-                Frame::JitBarrier => below_barrier = true,
-                Frame::Wind { .. } | Frame::Coroutine { .. } if !below_barrier => return false,
-                Frame::Handlers { preds, .. } if self.rt.as_list(*preds).is_some_and(|l| l.len > 0) => return false,
-                Frame::Barrier | Frame::HandlerActive { .. } | Frame::HandlerSearch { .. } => return false,
-                _ => {}
+            if let Frame::JitBarrier = e.frame {
+                below_barrier = true;
+            } else if let Some(v) = self.skip_verdict(&e.frame, below_barrier) {
+                return v;
             }
         }
         false
+    }
+
+    /// Does frame `f` decide [`Machine::raise_skips_frames`], and how?
+    fn skip_verdict(&self, f: &Frame, below_barrier: bool) -> Option<bool> {
+        match f {
+            Frame::Guard { .. } | Frame::TryCall => Some(true),
+            Frame::Wind { .. } | Frame::Coroutine { .. } if !below_barrier => Some(false),
+            Frame::Handlers { preds, .. } if self.rt.as_list(*preds).is_some_and(|l| l.len > 0) => Some(false),
+            Frame::Barrier | Frame::HandlerActive { .. } | Frame::HandlerSearch { .. } => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Set `seg` aside in `st`, below the frames already there, keeping
+    /// the summaries of what they hold up to date (each frame looked at
+    /// once).
+    fn set_aside(&self, st: &mut DeoptState, seg: Segment) {
+        st.nested_stops_raise |= seg.entries.iter().any(|e| stops_raise(&e.frame));
+        if st.nested_skip_verdict.is_none() {
+            // The frames set aside come from above every barrier.
+            st.nested_skip_verdict = seg.entries.iter().rev().find_map(|e| self.skip_verdict(&e.frame, false));
+        }
+        st.nested.push(seg);
     }
 
     /// Deoptimise to raise `value` below the compiled frames: rebuild them,
@@ -2426,6 +2472,27 @@ impl Machine {
                 Ctl::Resume
             }
             _ => Ctl::Raise(v),
+        }
+    }
+}
+
+/// Does a raise that meets frame `f` look for a handler in it (see
+/// [`Machine::raise`])?
+fn stops_raise(f: &Frame) -> bool {
+    matches!(f, Frame::Handlers { .. } | Frame::Guard { .. } | Frame::TryCall)
+}
+
+/// Push the CEK frames of the deoptimised activations of `st` onto
+/// `entries` (their values onto `vals`): outermost activation first, each
+/// one's frames stored outermost first.
+fn rebuild_activations(st: &DeoptState, entries: &mut Vec<Entry>, vals: &mut Vec<Value>) {
+    for (k, &start) in st.activations.iter().enumerate().rev() {
+        let end = st.activations.get(k + 1).copied().unwrap_or(st.frames.len());
+        for f in &st.frames[start..end] {
+            let vbase = vals.len() as u32;
+            let (a, n) = (f.vals.0 as usize, f.vals.1 as usize);
+            vals.extend_from_slice(&st.frame_vals[a..a + n]);
+            push_entry(entries, || Entry { frame: Frame::Node { code: f.code.clone(), env: f.env, node: f.node, i: f.i }, vbase });
         }
     }
 }

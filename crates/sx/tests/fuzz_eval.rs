@@ -36,6 +36,8 @@
 //! * `SX_FUZZ_TRACE=PATH` write each source to PATH before running it (to find the input that
 //!   killed the process, e.g. by a Rust stack overflow or an allocation failure).
 //! * `SX_FUZZ_STATS=1`    print the most common error messages and the slowest cases.
+//! * `SX_FUZZ_BACKEND=cranelift` run every case on the compiled tier (`SX_FUZZ_JIT_THRESHOLD=N`,
+//!   default 1: everything compiled at its first call) instead of the CEK.
 //!
 //! Programs are kept away from unbounded loops by construction: a variable is never called (nor
 //! passed where a function is expected) inside a lambda, loop, reset or call/cc body, `k` of
@@ -1915,8 +1917,28 @@ impl Setup {
     }
 }
 
+thread_local! {
+    /// A test's own choice of tier, over `SX_FUZZ_BACKEND`.
+    static BACKEND: std::cell::Cell<Option<sx::Backend>> = const { std::cell::Cell::new(None) };
+}
+
+/// The tier the engines run on: `SX_FUZZ_BACKEND=cranelift` (with `SX_FUZZ_JIT_THRESHOLD`,
+/// default 1) or the CEK.
+fn fuzz_options() -> sx::EngineOptions {
+    let backend = BACKEND.with(|b| b.get()).unwrap_or_else(|| match std::env::var("SX_FUZZ_BACKEND").as_deref() {
+        Ok("cranelift") => sx::Backend::Cranelift,
+        Ok("none") | Err(_) => sx::Backend::None,
+        Ok(other) => panic!("SX_FUZZ_BACKEND={other}: expected cranelift or none"),
+    });
+    let jit_threshold = match backend {
+        sx::Backend::None => None,
+        _ => Some(std::env::var("SX_FUZZ_JIT_THRESHOLD").ok().and_then(|s| s.parse().ok()).unwrap_or(1)),
+    };
+    sx::EngineOptions { max_depth: 100_000, backend, jit_threshold, ..Default::default() }
+}
+
 fn new_engine() -> sx::Engine {
-    let mut e = sx::Engine::with_options(sx::EngineOptions { max_depth: 100_000, ..Default::default() }).expect("engine");
+    let mut e = sx::Engine::with_options(fuzz_options()).expect("engine");
     e.set_output(Box::new(std::io::sink()));
     e
 }
@@ -2561,11 +2583,21 @@ fn runaway_recursion() {
         // EXCLUDED until fixed (hangs): a raise inside a handler-bind predicate (see sf_handlers):
         // "(define (f) (handler-bind (((fn (e) (f)) (fn (e) 1))) (raise 1))) (f)",
     ];
-    for src in cases {
-        if let Err(e) = run_source(src, PRO) {
-            panic!("runaway_recursion: {}", reason_text(&e));
+    // On every tier: compiled code must not make the way down to the
+    // depth error (or back up from it) slower than the interpreter's.
+    let mut tiers = vec![sx::Backend::None];
+    if cfg!(feature = "cranelift") {
+        tiers.push(sx::Backend::Cranelift);
+    }
+    for tier in tiers {
+        BACKEND.with(|b| b.set(Some(tier)));
+        for src in cases {
+            if let Err(e) = run_source(src, PRO) {
+                panic!("runaway_recursion on {tier:?}: {}", reason_text(&e));
+            }
         }
     }
+    BACKEND.with(|b| b.set(None));
     report_stats("runaway_recursion");
 }
 
