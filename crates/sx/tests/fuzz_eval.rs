@@ -36,6 +36,9 @@
 //! * `SX_FUZZ_TRACE=PATH` write each source to PATH before running it (to find the input that
 //!   killed the process, e.g. by a Rust stack overflow or an allocation failure).
 //! * `SX_FUZZ_STATS=1`    print the most common error messages and the slowest cases.
+//! * `SX_FUZZ_DIFF=0`     do not also run each case on the CEK and on Cranelift (threshold 1)
+//!   requiring the same value or error message (done by default when Cranelift is built in;
+//!   cases using time, randomness or the JIT API aside).
 //! * `SX_FUZZ_BACKEND=cranelift` run every case on the compiled tier (`SX_FUZZ_JIT_THRESHOLD=N`,
 //!   default 1: everything compiled at its first call) instead of the CEK.
 //!
@@ -2081,6 +2084,12 @@ fn run_source(src: &str, setup: Setup) -> Result<(), TestCaseError> {
             s.slowest.truncate(5);
         }
     });
+    // (Not for runaway recursion: the depth limit counts interpreter frames and compiled
+    // activations, which differ where a call is nested in several pending operations.)
+    let runaway = matches!(&outcome, Ok(Ok(Some(m))) if m.contains("Maximum recursion depth"));
+    if matches!(outcome, Ok(Ok(_))) && !runaway && cfg!(feature = "cranelift") && std::env::var("SX_FUZZ_DIFF").as_deref() != Ok("0") {
+        differential(src, setup)?;
+    }
     match outcome {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(m)) => Err(TestCaseError::fail(format!("{m}\n--- source ---\n{src}"))),
@@ -2089,6 +2098,43 @@ fn run_source(src: &str, setup: Setup) -> Result<(), TestCaseError> {
             Err(TestCaseError::fail(format!("PANIC: {detail}\n--- source ---\n{src}")))
         }
     }
+}
+
+/// Names whose results legitimately differ between tiers or runs.
+const NOT_DIFFERENTIAL: &[&str] = &["jit-", "assert-compiled", "random", "gensym", "time", "clock", "now", "with-fresh-jit", "with-jit-threshold", "<lambda", "#<"];
+
+/// Unless `SX_FUZZ_DIFF=0`: the case gives the same value (or error message) on the CEK and on
+/// Cranelift with everything compiled at its first call.
+fn differential(src: &str, setup: Setup) -> Result<(), TestCaseError> {
+    if NOT_DIFFERENTIAL.iter().any(|n| src.contains(n)) || setup.gc_slack.is_some() {
+        return Ok(());
+    }
+    let run = |backend: sx::Backend| {
+        let opts = sx::EngineOptions { max_depth: 100_000, backend, jit_threshold: Some(1), ..Default::default() };
+        let mut e = sx::Engine::with_options(opts).expect("engine");
+        e.set_output(Box::new(std::io::sink()));
+        if setup.prologue {
+            e.eval_str(PROLOGUE, "prologue.sx").expect("prologue");
+        }
+        let chunks: Vec<String> = match (setup.repl, read_sx(src)) {
+            (true, Some(forms)) if !forms.is_empty() => forms.iter().map(|f| f.to_string()).collect(),
+            _ => vec![src.to_string()],
+        };
+        let mut out = String::new();
+        for chunk in chunks {
+            out = match e.eval_str(&chunk, "fuzz.sx") {
+                Ok(v) => format!("value {}", e.inspect(v)),
+                Err(err) => format!("error {}", err.message()),
+            };
+        }
+        out
+    };
+    let cek = run(sx::Backend::None);
+    let jit = run(sx::Backend::Cranelift);
+    if cek != jit && !(cek.contains("#<") || jit.contains("#<")) {
+        return Err(TestCaseError::fail(format!("DIFFERENT on cranelift:\n  cek:       {cek}\n  cranelift: {jit}\n--- source ---\n{src}")));
+    }
+    Ok(())
 }
 
 fn report_stats(name: &str) {
