@@ -643,6 +643,10 @@ fn p_get(rt: &mut Rt, a: &[Value]) -> Result<Value> {
     }
     match rt.heap.get(c) {
         Some(Obj::Dict(d)) => {
+            // A string key is looked up as it is (no reference to count).
+            if let Some(s) = rt.as_str(k) {
+                return Ok(d.get(&*s.s).copied().unwrap_or(default));
+            }
             let key = match rt.key_of(k) {
                 Some(key) => key,
                 None => Rc::from(display(rt, k)),
