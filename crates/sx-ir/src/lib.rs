@@ -136,6 +136,10 @@ pub struct IcCell {
     /// closure of the same code can take the cache over (see the runtime's
     /// `sx_ic_relink`).
     pub code: Cell<u64>,
+    /// 1 when `entry` is a flat function's (only those may be tail called
+    /// directly: a tail call into a function that builds its environment
+    /// would nest instead of replacing the caller), else 0.
+    pub flat: Cell<u64>,
 }
 
 /// Byte offsets of [`IcCell`] fields.
@@ -145,7 +149,8 @@ pub mod ic_offsets {
     pub const ENTRY: i32 = 16;
     pub const ENV: i32 = 24;
     pub const CODE: i32 = 32;
-    pub const SIZE: i32 = 40;
+    pub const FLAT: i32 = 40;
+    pub const SIZE: i32 = 48;
 }
 
 const _: () = {
@@ -155,6 +160,7 @@ const _: () = {
     assert!(offset_of!(IcCell, entry) == ic_offsets::ENTRY as usize);
     assert!(offset_of!(IcCell, env) == ic_offsets::ENV as usize);
     assert!(offset_of!(IcCell, code) == ic_offsets::CODE as usize);
+    assert!(offset_of!(IcCell, flat) == ic_offsets::FLAT as usize);
     assert!(size_of::<IcCell>() == ic_offsets::SIZE as usize);
 };
 

@@ -185,6 +185,41 @@ pub(crate) fn build_wrapper(func: &mut Function, fctx: &mut FunctionBuilderConte
     b.finalize(target);
 }
 
+/// The direct entry `(ctx, captured_env, args...)` of a function that is not
+/// flat but takes `nparams` fixed parameters: its environment (`frame_size`
+/// slots under the captured one, the arguments first) built as the
+/// interpreter binds them, then the generic entry `entry`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_binding_entry(func: &mut Function, fctx: &mut FunctionBuilderContext, entry: cranelift_codegen::ir::FuncRef, nparams: u16, frame_size: u16, helpers: &[HelperInfo], call_conv: CallConv, target: TargetFrontendConfig) {
+    let mut b = FunctionBuilder::new(func, fctx);
+    let block = b.create_block();
+    b.append_block_params_for_function_params(block);
+    b.switch_to_block(block);
+    b.seal_block(block);
+    let params = b.block_params(block).to_vec();
+    let (ctx, parent, args) = (params[0], params[1], &params[2..]);
+    let argv = if args.is_empty() {
+        b.ins().iconst(I64, 0)
+    } else {
+        let slot = b.create_sized_stack_slot(cranelift_codegen::ir::StackSlotData::new(cranelift_codegen::ir::StackSlotKind::ExplicitSlot, 8 * u32::from(nparams), 3));
+        for (i, a) in args.iter().enumerate() {
+            b.ins().stack_store(I64, *a, slot, 8 * i as i32);
+        }
+        b.ins().stack_addr(I64, slot, 0)
+    };
+    let info = helpers[HelperId::sx_new_env as usize];
+    let sig = b.import_signature(helper_signature(call_conv, info.params));
+    let addr = b.ins().iconst(I64, info.addr as i64);
+    let n = b.ins().iconst(I64, i64::from(nparams));
+    let size = b.ins().iconst(I64, i64::from(frame_size));
+    let call = b.ins().call_indirect(sig, addr, &[ctx, parent, argv, n, size]);
+    let env = b.inst_results(call)[0];
+    let call = b.ins().call(entry, &[ctx, env]);
+    let r = b.inst_results(call)[0];
+    b.ins().return_(&[r]);
+    b.finalize(target);
+}
+
 /// Fixnum operation `op` on the words `a` and `b`, inline: when either is
 /// not a fixnum or the result overflows, branch to `fail`. A comparison
 /// yields a machine condition (`as_cond`) or a boolean word.
@@ -668,6 +703,17 @@ impl Gen<'_, '_> {
         let ic_epoch = self.b.ins().load(I64, fl, ic_addr, ic_offsets::EPOCH);
         let epoch = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::EPOCH);
         let ok = self.b.ins().icmp(IntCC::Equal, ic_epoch, epoch);
+        // A tail call goes direct only to a flat function (which can
+        // itself tail call natively); a tail call of one that builds its
+        // environment is left to the runtime's trampoline, so that loops
+        // through it do not nest.
+        let ok = if tail {
+            let flat = self.b.ins().load(I64, fl, ic_addr, ic_offsets::FLAT);
+            let flat = self.b.ins().icmp_imm_s(IntCC::NotEqual, flat, 0);
+            self.b.ins().band(ok, flat)
+        } else {
+            ok
+        };
         let ok = if tail && self.direct {
             // A native tail call: bounded by the budget (safepoints).
             let budget = self.b.ins().load(I64, fl, self.ctx, ctx_offsets::TAIL_BUDGET);
@@ -704,8 +750,8 @@ impl Gen<'_, '_> {
         self.b.ins().store(fl, calls, self.ctx, ctx_offsets::DIRECT_CALLS);
         if !(tail && self.direct) {
             // Now and then a safepoint, so that recursion that never loops
-            // still notices an interrupt (then the runtime makes the call,
-            // and raises it).
+            // still notices an interrupt and collects garbage (then the
+            // runtime makes the call, and raises it or collects).
             let poll = self.b.ins().band_imm_s(calls, sx_jit::SAFEPOINT_MASK as i64);
             let go = self.b.create_block();
             let polled = self.b.create_block();
@@ -714,7 +760,7 @@ impl Gen<'_, '_> {
             self.b.set_cold_block(polled);
             self.b.switch_to_block(polled);
             self.b.seal_block(polled);
-            let go_on = self.call_keeping_frame(HelperId::sx_safepoint, &[]);
+            let go_on = self.call_keeping_frame(HelperId::sx_call_poll, &[]);
             self.b.ins().brif(go_on, go, &[], interrupted, &[]);
             self.b.set_cold_block(interrupted);
             self.b.switch_to_block(interrupted);

@@ -215,6 +215,22 @@ impl CraneliftBackend {
         module.define_function(entry_id, &mut self.ctx).map_err(failed)?;
         size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
         self.dump_code(f);
+        // Not flat, with fixed parameters: a direct entry that binds them
+        // (so that inline caches call it without the runtime).
+        let direct_id = match (direct_id, &f.meta.code.params) {
+            (None, Some(p)) if f.meta.code.fixed_frame(usize::from(p.required)).is_some() => {
+                let sig = codegen::direct_signature(u32::from(p.required));
+                let id = module.declare_anonymous_function(&sig).map_err(failed)?;
+                self.ctx.clear();
+                self.ctx.func.signature = sig;
+                let entry = module.declare_func_in_func(entry_id, &mut self.ctx.func);
+                codegen::build_binding_entry(&mut self.ctx.func, &mut self.fctx, entry, p.required, p.frame_size, &self.helpers, conv, module.target_config());
+                module.define_function(id, &mut self.ctx).map_err(failed)?;
+                size += self.ctx.compiled_code().map_or(0, |c| c.code_buffer().len());
+                Some(id)
+            }
+            (d, _) => d,
+        };
         Ok((entry_id, direct_id, argv_id, size))
     }
 

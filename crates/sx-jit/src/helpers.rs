@@ -63,10 +63,16 @@ macro_rules! foreach_helper {
             /// because the recursion is deeper than the depth limit
             /// (`JitCtx::pure_too_deep`), raise that error and return `UNWIND`.
             sx_pure_bail(ctx, meta);
-            /// A periodic safepoint of compiled code: 1 to go on, 0 when an
-            /// interrupt is pending (the caller then leaves the call to the
-            /// runtime, which raises it; a pure version gives up).
+            /// A pure version's periodic safepoint: 1 to go on, 0 when an
+            /// interrupt is pending (it then gives up).
             sx_safepoint(ctx);
+            /// The periodic safepoint of direct calls: 1 to make the call
+            /// directly, 0 to leave it to the runtime, which raises a pending
+            /// interrupt and collects when allocation since the last
+            /// collection calls for it (compiled code calling compiled code
+            /// directly never gets there otherwise, and garbage would pile
+            /// up for as long as the recursion runs).
+            sx_call_poll(ctx);
             /// The inline cache at `ic` holds another closure than `f`: 1
             /// when `f` is a closure of the same code (the cache now holds
             /// `f` and its environment), else 0.
@@ -472,6 +478,14 @@ pub unsafe extern "C" fn sx_safepoint(ctx: *mut JitCtx) -> u64 {
     // SAFETY: see `parts`.
     let (m, _) = unsafe { parts(ctx) };
     u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// # Safety
+/// Called by compiled code with its context.
+pub unsafe extern "C" fn sx_call_poll(ctx: *mut JitCtx) -> u64 {
+    // SAFETY: see `parts`.
+    let (m, _) = unsafe { parts(ctx) };
+    u64::from(!m.interrupt.load(std::sync::atomic::Ordering::Relaxed) && !m.rt.heap.wants_collection())
 }
 
 /// # Safety

@@ -186,8 +186,12 @@ impl std::error::Error for CompileError {}
 /// Native code for one lambda. Dropping it frees its code memory.
 pub trait CompiledCode {
     fn entry(&self) -> EntryFn;
-    /// A flat function's direct entry: `extern "C" fn(ctx, captured_env,
-    /// arg0, ..., argN-1) -> u64` (see [`sx_ir::Flat`]).
+    /// The direct entry inline caches call: `fn(ctx, captured_env, arg0,
+    /// ..., argN-1) -> u64` in the backend's own convention. A flat
+    /// function's (see [`sx_ir::Flat`]), or, for a function with fixed
+    /// parameters that is not flat, one that builds its environment from
+    /// the arguments and runs the generic entry (see
+    /// [`Artifact::direct_with_arity`]).
     fn direct_entry(&self) -> Option<u64> {
         None
     }
@@ -232,6 +236,17 @@ impl Artifact {
     }
     pub fn argv_entry(&self) -> Option<ArgvEntryFn> {
         self.code.argv_entry()
+    }
+    /// Can an inline cache call it on its direct entry with `argc`
+    /// arguments? (A flat function of that arity, or one that builds its
+    /// environment from exactly `argc` arguments, as the interpreter binds
+    /// fixed parameters.)
+    pub fn direct_with_arity(&self, argc: usize) -> bool {
+        self.direct_entry().is_some()
+            && match self.meta.flat {
+                Some(fl) => usize::from(fl.nparams) == argc,
+                None => self.meta.code.fixed_frame(argc).is_some(),
+            }
     }
     /// Is this a flat function taking exactly `argc` arguments?
     pub fn is_flat_with_arity(&self, argc: usize) -> bool {

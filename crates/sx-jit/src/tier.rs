@@ -574,15 +574,16 @@ impl JitTier {
 }
 
 /// Point inline cache `ic` at `a` for calls of closure `f` (captured
-/// environment `parent`) with `argc` arguments, when `a` is a flat function of
-/// that arity (only those have the direct entry the cache calls).
+/// environment `parent`) with `argc` arguments, when `a` has a direct entry
+/// for that arity.
 fn point_ic(ic: &sx_ir::IcCell, a: &Artifact, f: Value, parent: Value, argc: usize) {
-    if let (true, Some(entry)) = (a.is_flat_with_arity(argc), a.direct_entry()) {
+    if let (true, Some(entry)) = (a.direct_with_arity(argc), a.direct_entry()) {
         ic.closure.set(f.0);
         ic.epoch.set(crate::epoch());
         ic.entry.set(entry);
         ic.env.set(parent.0);
         ic.code.set(Rc::as_ptr(&a.meta().code) as usize as u64);
+        ic.flat.set(u64::from(a.meta().flat.is_some()));
     }
 }
 

@@ -444,6 +444,11 @@ impl Engine {
         self.m.rt.heap.live_objects()
     }
 
+    /// Garbage collections so far (for memory diagnostics).
+    pub fn collections(&self) -> u64 {
+        self.m.rt.heap.stats.collections
+    }
+
     /// Run a full garbage collection now.
     pub fn collect_garbage(&mut self) {
         self.m.collect_now();

@@ -293,6 +293,55 @@ mod cranelift {
     }
 
     #[test]
+    fn loops_through_functions_that_build_their_environment_do_not_nest() {
+        // `go` builds an environment (its `let`), so it is not flat; its
+        // callers call it directly, but its tail calls of itself (and
+        // tail calls of it from flat code) must go round the runtime's
+        // trampoline, not nest: nesting would hold every turn's frame (and
+        // its garbage) until the shadow stack ran out.
+        let mut e = engine(1);
+        e.eval_str(
+            "(define (make-adder n) (fn (x) (+ x n)))
+             (define (go i acc) (if (= i 1000000) acc (let ((f (make-adder i))) (go (+ i 1) (+ acc (f 1))))))
+             (define (ping i) (if (= i 0) 0 (pong (- i 1))))
+             (define (pong i) (let ((j i)) (ping j)))",
+            "t.sx",
+        )
+        .expect("define");
+        assert_eq!(e.eval_to_string("(go 0 0)").expect("loops"), "500000500000");
+        assert_eq!(e.eval_to_string("(ping 1000000)").expect("loops"), "0");
+        assert_eq!(e.eval_to_string("(jit-compiled? go)").expect("asks"), "true");
+        let c = e.jit_counters().expect("a tier is installed");
+        assert_eq!(c.stack_fallbacks, 0, "{c:?}");
+        // make-adder and f are called directly; the two million tail calls
+        // of go and pong go round the runtime's trampoline.
+        assert!(c.direct_calls >= 2_000_000, "{c:?}");
+        assert!(c.lambda_calls - c.direct_calls >= 2_000_000, "{c:?}");
+    }
+
+    #[test]
+    fn compiled_recursion_collects_the_garbage_it_makes() {
+        // Direct calls between compiled functions never pass through the
+        // runtime; every so often one does when a collection is due, so
+        // that garbage made deep in a long recursion is collected as it
+        // goes (it used to pile up until the recursion returned). `k` is
+        // flat and allocates through a primitive; `g` builds an environment
+        // and a closure on every call.
+        for src in [
+            "(define (k n) (if (< n 2) (len (list n n n n)) (+ (k (- n 1)) (k (- n 2)))))",
+            "(define (g n) (let ((h (fn () n))) (if (< n 2) (h) (+ (g (- n 1)) (g (- n 2))))))",
+        ] {
+            let mut e = engine(1);
+            e.eval_str(src, "t.sx").expect("define");
+            let name = if src.contains("(k ") { "k" } else { "g" };
+            let before = e.collections();
+            // ~320 000 calls, each allocating: several collections' worth.
+            e.eval_to_string(&format!("({name} 27)")).expect("runs");
+            assert!(e.collections() >= before + 2, "{name}: {} collections", e.collections() - before);
+        }
+    }
+
+    #[test]
     fn errors_in_compiled_code_have_the_interpreters_location() {
         let src = "(define (f x)\n  (+ x 1))\n(f 1)\n(f \"one\")";
         let cek = Engine::new().eval_str(src, "loc.sx").expect_err("fails").to_string();
