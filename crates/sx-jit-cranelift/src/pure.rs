@@ -162,7 +162,8 @@ struct PureGen<'a, 'b> {
     /// the depth error the ordinary code would meet.
     left: Value,
     /// How many activations of those `left` counts the inlined ones
-    /// enclosing the code being generated have used (0 or 1).
+    /// enclosing the code being generated have used (the inlining depth, at
+    /// most [`PureGen::inline_levels`]).
     left_used: i64,
     /// The function's body, parameter count and frame size (for inlining
     /// calls of itself).
