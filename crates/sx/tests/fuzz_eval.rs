@@ -2486,6 +2486,8 @@ fn run_property_with<T: fmt::Debug>(name: &str, n: u32, strategy: impl Strategy<
         let f = found.into_inner();
         let mut out = format!("[{name}] {} distinct failures\n", f.len());
         for (key, (reason, src, prologue, count)) in f {
+            // Said first: minimising runs variants, which may not end.
+            eprintln!("[{name}] failure before minimising: {reason}");
             let min = minimise(&src, prologue, &key);
             let first = reason.split("\n--- source ---").next().unwrap_or("");
             out += &format!("=== {count} x {first}\n--- minimal source{} ---\n{min}\n", prologue.describe());
