@@ -1065,37 +1065,13 @@ impl Machine {
     /// Native primitive `p` applied to `args` (not on the value stack).
     #[inline]
     fn call_native_with(&mut self, p: u32, args: &[Value]) -> Result<Value> {
-        let prim = &self.prims[p as usize];
-        let argc = args.len();
-        if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
-            return Err(arity_error(prim.name, prim.min, prim.max, argc));
-        }
-        match prim.kind {
-            PrimKind::Native(f) => f(&mut self.rt, args),
-            PrimKind::Host(ref f) => {
-                let f = f.clone();
-                f(&mut self.rt, args)
-            }
-            PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
-        }
+        apply_native(&self.prims[p as usize], &mut self.rt, args)
     }
 
+    /// Native primitive `p` applied to the values from `base` up.
     #[inline]
     fn call_native(&mut self, p: u32, base: usize) -> Result<Value> {
-        let prim = &self.prims[p as usize];
-        let argc = self.vals.len() - base;
-        if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
-            return Err(arity_error(prim.name, prim.min, prim.max, argc));
-        }
-        match prim.kind {
-            PrimKind::Native(f) => f(&mut self.rt, &self.vals[base..]),
-            PrimKind::Host(ref f) => {
-                let f = f.clone();
-                let args: Vec<Value> = self.vals[base..].to_vec();
-                f(&mut self.rt, &args)
-            }
-            PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
-        }
+        apply_native(&self.prims[p as usize], &mut self.rt, &self.vals[base..])
     }
 
     /// The main loop. Returns when the Barrier pushed by the caller is
@@ -2473,6 +2449,20 @@ impl Machine {
             }
             _ => Ctl::Raise(v),
         }
+    }
+}
+
+/// Native primitive `prim` applied to `args`, arity checked.
+#[inline]
+fn apply_native(prim: &Prim, rt: &mut Rt, args: &[Value]) -> Result<Value> {
+    let argc = args.len();
+    if argc < prim.min || prim.max.is_some_and(|m| argc > m) {
+        return Err(arity_error(prim.name, prim.min, prim.max, argc));
+    }
+    match &prim.kind {
+        PrimKind::Native(f) => f(rt, args),
+        PrimKind::Host(f) => f(rt, args),
+        PrimKind::Machine(_) => Err(Error::msg("internal: machine primitive called natively")),
     }
 }
 

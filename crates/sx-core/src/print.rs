@@ -31,11 +31,9 @@ pub fn display_into(rt: &Rt, v: Value, out: &mut String) {
     if v.is_nil() {
         return;
     }
-    if v.is_heap() {
-        if let Some(Obj::Str(s)) = rt.heap.get(v) {
-            out.push_str(&s.s);
-            return;
-        }
+    if let Some(Obj::Str(s)) = rt.heap.get(v) {
+        out.push_str(&s.s);
+        return;
     }
     write_value(rt, v, false, out, &mut Vec::new());
 }

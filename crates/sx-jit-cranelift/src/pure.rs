@@ -393,9 +393,9 @@ impl PureGen<'_, '_> {
     }
 
     /// A non-tail call of itself with `args` (fixnums) as one more
-    /// activation of the body generated in place: what a call costs (the frame, the saved registers, the
-    /// entry checks) goes, most of all for the calls that end the
-    /// recursion. Self calls in the copy are calls (tail ones too: the copy
+    /// activation of the body generated in place: what a call costs (the
+    /// frame, the saved registers, the entry checks) goes, most of all for
+    /// the calls that end the recursion. Self calls in the copy are calls (tail ones too: the copy
     /// has no loop head), so the code grows by one body per call site.
     fn inline_self(&mut self, args: &[Value]) -> Value {
         // The copy's slots are its own: a fresh set of variables, and none

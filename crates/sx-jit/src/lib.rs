@@ -191,7 +191,7 @@ pub trait CompiledCode {
     /// function's (see [`sx_ir::Flat`]), or, for a function with fixed
     /// parameters that is not flat, one that builds its environment from
     /// the arguments and runs the generic entry (see
-    /// [`Artifact::direct_with_arity`]).
+    /// [`Artifact::direct_entry_for`]).
     fn direct_entry(&self) -> Option<u64> {
         None
     }
@@ -237,16 +237,16 @@ impl Artifact {
     pub fn argv_entry(&self) -> Option<ArgvEntryFn> {
         self.code.argv_entry()
     }
-    /// Can an inline cache call it on its direct entry with `argc`
-    /// arguments? (A flat function of that arity, or one that builds its
+    /// The direct entry an inline cache may call with `argc` arguments: a
+    /// flat function's of that arity, or that of one that builds its
     /// environment from exactly `argc` arguments, as the interpreter binds
-    /// fixed parameters.)
-    pub fn direct_with_arity(&self, argc: usize) -> bool {
-        self.direct_entry().is_some()
-            && match self.meta.flat {
-                Some(fl) => usize::from(fl.nparams) == argc,
-                None => self.meta.code.fixed_frame(argc).is_some(),
-            }
+    /// fixed parameters.
+    pub fn direct_entry_for(&self, argc: usize) -> Option<u64> {
+        let fits = match self.meta.flat {
+            Some(fl) => usize::from(fl.nparams) == argc,
+            None => self.meta.code.fixed_frame(argc).is_some(),
+        };
+        self.direct_entry().filter(|_| fits)
     }
     /// Is this a flat function taking exactly `argc` arguments?
     pub fn is_flat_with_arity(&self, argc: usize) -> bool {

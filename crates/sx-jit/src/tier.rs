@@ -577,7 +577,7 @@ impl JitTier {
 /// environment `parent`) with `argc` arguments, when `a` has a direct entry
 /// for that arity.
 fn point_ic(ic: &sx_ir::IcCell, a: &Artifact, f: Value, parent: Value, argc: usize) {
-    if let (true, Some(entry)) = (a.direct_with_arity(argc), a.direct_entry()) {
+    if let Some(entry) = a.direct_entry_for(argc) {
         ic.closure.set(f.0);
         ic.epoch.set(crate::epoch());
         ic.entry.set(entry);

@@ -1979,6 +1979,16 @@ fn gc_filler_max() -> usize {
     MAX.with(|m| *m)
 }
 
+/// What a case evaluates, one `eval_str` each. REPL style: each top-level form in its own,
+/// going on after errors (the state an error leaves behind is used by the next form); else the
+/// whole text at once.
+fn chunks_of(src: &str, setup: Setup) -> Vec<String> {
+    match (setup.repl, read_sx(src)) {
+        (true, Some(forms)) if !forms.is_empty() => forms.iter().map(|f| f.to_string()).collect(),
+        _ => vec![src.to_string()],
+    }
+}
+
 fn run_source(src: &str, setup: Setup) -> Result<(), TestCaseError> {
     let with_prologue = setup.prologue;
     if setup.gc_slack.is_some() {
@@ -2008,12 +2018,7 @@ fn run_source(src: &str, setup: Setup) -> Result<(), TestCaseError> {
             let n = gc_filler_max().saturating_sub(slack as usize);
             e.eval_str(&gc_filler(n), "filler.sx").map_err(|err| format!("filler failed: {}", e.render_error(&err)))?;
         }
-        // REPL style: each top-level form in its own eval_str, going on after errors (the state
-        // an error leaves behind is used by the next form); else the whole text at once.
-        let chunks: Vec<String> = match (setup.repl, read_sx(src)) {
-            (true, Some(forms)) if !forms.is_empty() => forms.iter().map(|f| f.to_string()).collect(),
-            _ => vec![src.to_string()],
-        };
+        let chunks = chunks_of(src, setup);
         let mut res = Ok(sx::Value::NIL);
         for (i, chunk) in chunks.iter().enumerate() {
             res = e.eval_str(chunk, "fuzz.sx");
@@ -2116,10 +2121,7 @@ fn differential(src: &str, setup: Setup) -> Result<(), TestCaseError> {
         if setup.prologue {
             e.eval_str(PROLOGUE, "prologue.sx").expect("prologue");
         }
-        let chunks: Vec<String> = match (setup.repl, read_sx(src)) {
-            (true, Some(forms)) if !forms.is_empty() => forms.iter().map(|f| f.to_string()).collect(),
-            _ => vec![src.to_string()],
-        };
+        let chunks = chunks_of(src, setup);
         let mut out = String::new();
         for chunk in chunks {
             out = match e.eval_str(&chunk, "fuzz.sx") {
